@@ -1,0 +1,23 @@
+# Boltz-Kinema: raw MD -> processed shards -> trunk cache -> manifest (-> train -> sample -> evaluate).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/trunk.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    input:
+        MANIFEST,
+    default_target: True

@@ -1,0 +1,3 @@
+from boltzkinema.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""``python -m boltzkinema <step>``: thin command lines over the pure functions of each stage.
+
+Every step takes explicit input and output paths, so a rule, a SLURM job and a person at a shell
+run exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from boltzkinema.errors import BoltzKinemaError
+
+log = logging.getLogger("boltzkinema")
+
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="list a dataset's systems and assign them to shards")
+    p.add_argument("--dataset", required=True, help="dataset name (prefix of system ids)")
+    p.add_argument("--format", required=True, choices=["misato", "mdcath", "atlas", "mdtraj"])
+    p.add_argument("--input", action="append", required=True,
+                   help="input file, folder (atlas) or glob pattern; repeatable")
+    p.add_argument("--topology", help="topology file for format mdtraj")
+    p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--output", required=True, help="index JSON to write")
+
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preprocess", help="raw MD -> processed HDF5 shard + JSON report")
+    src = p.add_argument_group("systems: either an index shard or raw inputs")
+    src.add_argument("--index", help="index JSON written by 'index'")
+    src.add_argument("--shard", help="shard name within the index")
+    src.add_argument("--format", choices=["misato", "mdcath", "atlas", "mdtraj"])
+    src.add_argument("--input", action="append", help="raw input (repeatable), with --format")
+    src.add_argument("--topology", help="topology for format mdtraj")
+    p.add_argument("--dataset", default="", help="dataset name (default: output folder name)")
+    p.add_argument("--units", choices=["auto", "nm", "angstrom"], default="auto")
+    p.add_argument("--unit-confidence-threshold", type=float, default=0.95)
+    p.add_argument("--frame-dt-ns", type=float, help="frame spacing; default: file or format")
+    p.add_argument("--hydrogens", action="store_true", help="keep hydrogens")
+    p.add_argument("--jump-threshold", type=float, default=25.0,
+                   help="Å a molecule centre may move between frames before it counts as a "
+                   "periodic jump (only when no box is stored)")
+    p.add_argument("--qm", help="MISATO QM HDF5 with ligand bonds and charges")
+    p.add_argument("--peptide-ligand-max-residues", type=int, default=20)
+    p.add_argument("--strict", action="store_true", help="fail instead of quarantining")
+    p.add_argument("--output", required=True, help="shard HDF5 to write")
+    p.add_argument("--report", required=True, help="report JSON to write")
+
+
+def _add_trunk(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trunk", help="trunk embeddings for every unique topology of a shard")
+    p.add_argument("--shard", required=True)
+    p.add_argument("--output", required=True, help="shard trunk index JSON")
+    p.add_argument("--embeddings", required=True, help="folder of cached embeddings")
+    p.add_argument("--results-root", default="results")
+    p.add_argument("--backend", default="builtin")
+    p.add_argument("--c-s", type=int, default=384)
+    p.add_argument("--c-z", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_manifest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("manifest", help="shard reports + trunk indices -> manifest.parquet")
+    p.add_argument("--reports", nargs="+", required=True)
+    p.add_argument("--trunk-indices", nargs="+", required=True)
+    p.add_argument("--results-root", default="results")
+    p.add_argument("--output", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sequence-identity", type=float, default=0.3)
+    p.add_argument("--ood-val-fraction", type=float, default=0.1)
+    p.add_argument("--ood-test-fraction", type=float, default=0.1)
+    p.add_argument("--id-val-fraction", type=float, default=0.1)
+    p.add_argument("--id-test-fraction", type=float, default=0.1)
+
+
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate-example", help="rerun the OpenMM simulations of the example")
+    p.add_argument("--inputs", default="resources/example/inputs")
+    p.add_argument("--work", required=True, help="folder for the raw simulation output")
+    p.add_argument("--output", default="resources/example", help="where the layouts go")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", action="append", help="run only these runs (repeatable)")
+
+
+def run_index(a: argparse.Namespace) -> None:
+    from boltzkinema.data.index import build_index, write_index
+
+    inputs: list = a.input
+    if a.format == "mdtraj":
+        if not a.topology:
+            raise BoltzKinemaError("format mdtraj needs --topology")
+        inputs = [{"topology": a.topology, "trajectories": a.input}]
+    index = build_index(a.dataset, a.format, inputs, a.shard_size)
+    write_index(index, a.output)
+    log.info("%s: %d systems in %d shards", a.dataset, index["n_systems"], len(index["shards"]))
+
+
+def run_preprocess(a: argparse.Namespace) -> None:
+    from boltzkinema.data.index import discover, read_shard_refs
+    from boltzkinema.data.preprocess import DEFAULT_FRAME_DT_NS, preprocess_shard
+    from boltzkinema.data.process import ProcessOptions
+
+    dataset = a.dataset or Path(a.output).parent.name
+    if a.index:
+        if not a.shard:
+            raise BoltzKinemaError("--index needs --shard")
+        refs = read_shard_refs(a.index, a.shard)
+        fmt = refs[0].format if refs else "mdtraj"
+    elif a.format and a.input:
+        inputs: list = a.input
+        if a.format == "mdtraj":
+            inputs = [{"topology": a.topology or a.input[0], "trajectories": a.input}]
+        refs = discover(dataset, a.format, inputs)
+        fmt = a.format
+    else:
+        raise BoltzKinemaError("give either --index and --shard, or --format and --input")
+    opts = ProcessOptions(
+        units=a.units,
+        unit_confidence_threshold=a.unit_confidence_threshold,
+        hydrogens=a.hydrogens,
+        frame_dt_ns=a.frame_dt_ns,
+        default_frame_dt_ns=DEFAULT_FRAME_DT_NS[fmt],
+        jump_threshold_angstrom=a.jump_threshold,
+    )
+    report = preprocess_shard(refs, a.output, a.report, opts, dataset=dataset, strict=a.strict,
+                              qm_path=a.qm,
+                              peptide_ligand_max_residues=a.peptide_ligand_max_residues)
+    log.info("%s: %d ok, %d quarantined in %.1f s", a.output, report["n_ok"],
+             report["n_quarantined"], report["seconds"])
+
+
+def run_trunk(a: argparse.Namespace) -> None:
+    from boltzkinema.trunk.backend import get_backend
+    from boltzkinema.trunk.cache import build_trunk_cache
+
+    backend = get_backend(a.backend, c_s=a.c_s, c_z=a.c_z, seed=a.seed)
+    index = build_trunk_cache(a.shard, a.output, a.embeddings, backend, a.results_root)
+    log.info("%s: %d embeddings computed, %d reused", a.shard, index["computed"], index["reused"])
+
+
+def run_manifest(a: argparse.Namespace) -> None:
+    from boltzkinema.data.manifest import build_manifest, write_manifest
+    from boltzkinema.data.splits import SplitConfig
+
+    cfg = SplitConfig(seed=a.seed, sequence_identity=a.sequence_identity,
+                      ood_val_fraction=a.ood_val_fraction, ood_test_fraction=a.ood_test_fraction,
+                      id_val_fraction=a.id_val_fraction, id_test_fraction=a.id_test_fraction)
+    table = build_manifest(a.reports, a.trunk_indices, a.results_root, cfg)
+    write_manifest(table, a.output)
+    counts = table.groupby(["split", "ood"]).size().to_dict() if len(table) else {}
+    log.info("%s: %d systems; split sizes %s", a.output, len(table),
+             json.dumps({f"{k[0]}{'/ood' if k[1] else ''}": v for k, v in counts.items()}))
+
+
+def run_simulate(a: argparse.Namespace) -> None:
+    from boltzkinema.example import build_example
+
+    build_example(Path(a.inputs), Path(a.work), Path(a.output), threads=a.threads, only=a.only)
+
+
+COMMANDS = {"index": run_index, "preprocess": run_preprocess, "trunk": run_trunk,
+            "manifest": run_manifest, "simulate-example": run_simulate}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m boltzkinema", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_index, _add_preprocess, _add_trunk, _add_manifest, _add_simulate):
+        add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from boltzkinema.util import setup_logging
+
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        COMMANDS[args.command](args)
+    except BoltzKinemaError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Processed store, dataset index, preprocessing, manifest and splits."""

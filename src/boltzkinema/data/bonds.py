@@ -1,0 +1,63 @@
+"""Covalent bonds from geometry, and the molecules they define."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from boltzkinema.io.chemistry import covalent_radii
+
+BOND_TOLERANCE = 0.45
+MIN_BOND = 0.4
+
+
+def perceive_bonds(xyz: np.ndarray, elements: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
+    """Atom pairs closer than the sum of covalent radii plus a tolerance (Å), minimum-image in a box.
+
+    ``box`` holds orthorhombic lengths; infinite entries mean that axis is not periodic.
+    """
+    n = len(xyz)
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    radii = covalent_radii(elements)
+    cutoff = 2 * radii.max() + BOND_TOLERANCE
+    if box is not None and np.isfinite(box).all():
+        tree = cKDTree(np.mod(xyz, box), boxsize=box)
+    else:
+        tree = cKDTree(xyz)
+    pairs = tree.query_pairs(cutoff, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    d = xyz[pairs[:, 1]] - xyz[pairs[:, 0]]
+    if box is not None:
+        d = minimum_image(d, box)
+    dist = np.linalg.norm(d, axis=1)
+    hh = (elements[pairs[:, 0]] == "H") & (elements[pairs[:, 1]] == "H")
+    ok = (dist > MIN_BOND) & (dist < radii[pairs[:, 0]] + radii[pairs[:, 1]] + BOND_TOLERANCE) & ~hh
+    bonds = np.sort(pairs[ok], axis=1)
+    return bonds[np.lexsort((bonds[:, 1], bonds[:, 0]))].astype(np.int64)
+
+
+def minimum_image(d: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Displacements wrapped to the nearest periodic image (axes with infinite length untouched)."""
+    with np.errstate(invalid="ignore"):
+        shift = np.where(np.isfinite(box), np.round(d / box), 0.0)
+    return d - np.where(np.isfinite(box), box, 0.0) * shift
+
+
+def molecules(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
+    """Connected-component label of every atom under the bond graph."""
+    if n_atoms == 0:
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix(
+        (np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms)
+    )
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
+
+
+def bond_lengths(xyz: np.ndarray, bonds: np.ndarray) -> np.ndarray:
+    """Bond lengths in one frame."""
+    return np.linalg.norm(xyz[bonds[:, 1]] - xyz[bonds[:, 0]], axis=1)

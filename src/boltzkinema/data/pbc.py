@@ -1,0 +1,109 @@
+"""Undo periodic wrapping: whole molecules that move continuously across frames.
+
+With box lengths known, each bonded atom is imaged next to its parent in a spanning tree and each
+molecule's centre is made continuous. Without a box (MISATO stores none), the box lengths are
+inferred from the wraps themselves: a bond stretched by more than 4 Å along an axis, or a molecule
+centre that jumps by more than ``jump_threshold`` between frames, spans one box length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order
+
+from boltzkinema.data.bonds import minimum_image, molecules
+
+BROKEN_BOND_COMPONENT = 4.0
+
+
+def _tree_levels(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(children, parents) per BFS depth over a spanning forest of the bond graph."""
+    if len(bonds) == 0:
+        return []
+    graph = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms))
+    graph = (graph + graph.T).tocsr()
+    parent = np.full(n_atoms, -1)
+    depth = np.zeros(n_atoms, dtype=np.int64)
+    seen = np.zeros(n_atoms, dtype=bool)
+    for root in range(n_atoms):
+        if seen[root]:
+            continue
+        order, pred = breadth_first_order(graph, root, directed=False, return_predecessors=True)
+        seen[order] = True
+        for node in order[1:]:
+            parent[node] = pred[node]
+            depth[node] = depth[pred[node]] + 1
+    levels = []
+    for d in range(1, int(depth.max()) + 1):
+        children = np.flatnonzero(depth == d)
+        levels.append((children, parent[children]))
+    return levels
+
+
+def _centroids(xyz: np.ndarray, labels: np.ndarray, n_mol: int) -> np.ndarray:
+    counts = np.bincount(labels, minlength=n_mol).astype(np.float64)
+    sums = np.zeros((xyz.shape[0], n_mol, 3))
+    np.add.at(sums, (slice(None), labels), xyz)
+    return sums / counts[None, :, None]
+
+
+def infer_box(
+    xyz: np.ndarray, bonds: np.ndarray, labels: np.ndarray, jump_threshold: float
+) -> np.ndarray | None:
+    """Orthorhombic box lengths (F, 3) implied by wrapped bonds and centre jumps, or None."""
+    estimates: list[list[float]] = [[], [], []]
+    if len(bonds):
+        v = np.abs(xyz[:, bonds[:, 1]] - xyz[:, bonds[:, 0]])
+        for axis in range(3):
+            estimates[axis].extend(v[..., axis][v[..., axis] > BROKEN_BOND_COMPONENT].tolist())
+    n_mol = int(labels.max()) + 1 if len(labels) else 0
+    if xyz.shape[0] > 1 and n_mol:
+        steps = np.abs(np.diff(_centroids(xyz, labels, n_mol), axis=0))
+        for axis in range(3):
+            estimates[axis].extend(steps[..., axis][steps[..., axis] > jump_threshold].tolist())
+    if not any(estimates):
+        return None
+    box = np.array([np.median(e) if e else np.inf for e in estimates])
+    return np.broadcast_to(box, (xyz.shape[0], 3)).copy()
+
+
+def unwrap(
+    xyz: np.ndarray,
+    bonds: np.ndarray,
+    box: np.ndarray | None,
+    jump_threshold: float = 25.0,
+) -> tuple[np.ndarray, dict]:
+    """Return coordinates with whole molecules, continuous in time, plus what was done.
+
+    ``xyz`` (F, N, 3) and ``box`` (F, 3) in Å. The largest molecule stays where it is; in the
+    first frame every other molecule is imaged next to it when the box is known.
+    """
+    labels = molecules(xyz.shape[1], bonds)
+    info: dict = {"box": "given" if box is not None else "none"}
+    if box is None:
+        box = infer_box(xyz, bonds, labels, jump_threshold)
+        if box is None:
+            info["changed"] = False
+            return xyz, info
+        info["box"] = "inferred"
+        info["inferred_box_angstrom"] = [float(b) if np.isfinite(b) else None for b in box[0]]
+    out = np.array(xyz, dtype=np.float64, copy=True)
+    box3 = box[:, None, :]
+    for children, parents in _tree_levels(out.shape[1], bonds):
+        delta = minimum_image(out[:, children] - out[:, parents], box3)
+        out[:, children] = out[:, parents] + delta
+    n_mol = int(labels.max()) + 1
+    cen = _centroids(out, labels, n_mol)
+    if out.shape[0] > 1:
+        step = np.diff(cen, axis=0)
+        correction = np.cumsum(minimum_image(step, box[1:, None, :]) - step, axis=0)
+        out[1:] += correction[:, labels]
+        cen[1:] += correction
+    main = int(np.argmax(np.bincount(labels)))
+    if info["box"] == "given" and n_mol > 1:
+        offset = minimum_image(cen[0] - cen[0, main], box[0]) - (cen[0] - cen[0, main])
+        out += offset[labels][None]
+    info["changed"] = not np.allclose(out, xyz)
+    info["max_shift_angstrom"] = float(np.abs(out - xyz).max())
+    return out, info

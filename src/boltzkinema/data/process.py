@@ -1,0 +1,286 @@
+"""Turn a raw system into a processed one: checks, units, atom selection, bonds, unwrapping,
+superposition, tokens and a topology hash. Pure: no files touched here."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from boltzkinema.data.align import superpose
+from boltzkinema.data.bonds import bond_lengths, perceive_bonds
+from boltzkinema.data.ligand import Ligand, perceive_ligand
+from boltzkinema.data.pbc import unwrap
+from boltzkinema.data.store import ProcessedSystem
+from boltzkinema.errors import InputError
+from boltzkinema.io.chemistry import MolType, atomic_number, one_letter, residue_mol_type
+from boltzkinema.io.system import RawSystem
+from boltzkinema.io.units import UnitDecision, detect_unit, forced_unit
+
+_POLYMER = (MolType.PROTEIN, MolType.DNA, MolType.RNA)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What a dataset's config says about processing its systems."""
+
+    units: str = "auto"
+    unit_confidence_threshold: float = 0.95
+    hydrogens: bool = False
+    frame_dt_ns: float | None = None
+    default_frame_dt_ns: float = 1.0
+    jump_threshold_angstrom: float = 25.0
+
+
+def _fail(reason: str, fix: str, code: str) -> InputError:
+    return InputError(reason, fix, code=code)
+
+
+def check_raw(raw: RawSystem) -> None:
+    """Reject empty, truncated, non-finite or inconsistent input before any work."""
+    n = raw.n_atoms
+    if raw.coords.ndim != 3 or raw.coords.shape[-1] != 3:
+        raise _fail(f"coordinates have shape {raw.coords.shape}, expected (frames, atoms, 3)",
+                    "re-export the trajectory", "bad_shape")
+    if raw.coords.shape[0] == 0:
+        raise _fail("the trajectory has zero frames", "re-export or drop the system", "no_frames")
+    if raw.coords.shape[1] != n:
+        raise _fail(f"topology has {n} atoms but coordinates have {raw.coords.shape[1]}",
+                    "pair the trajectory with the topology it was written for",
+                    "topology_mismatch")
+    for name in ("atom_names", "residue_names", "residue_ids", "chain_ids"):
+        if len(getattr(raw, name)) != n:
+            raise _fail(f"{name} has {len(getattr(raw, name))} entries for {n} atoms",
+                        "re-export the topology", "topology_mismatch")
+    bad = ~np.isfinite(raw.coords)
+    if bad.any():
+        frames = np.flatnonzero(bad.any(axis=(1, 2)))
+        raise _fail(f"{bad.sum()} NaN/Inf coordinates in {len(frames)} frames (first: frame "
+                    f"{frames[0]})", "drop the damaged frames or re-export the trajectory",
+                    "non_finite")
+    unknown = sorted({e for e in raw.elements.tolist() if atomic_number(e) == 0})
+    if unknown:
+        first = int(np.flatnonzero(np.isin(raw.elements, unknown))[0])
+        raise _fail(f"unknown element(s) {unknown} (first at atom {first}, "
+                    f"{raw.atom_names[first]} of {raw.residue_names[first]})",
+                    "give the topology proper element columns", "unknown_element")
+
+
+def residue_keys(raw: RawSystem) -> np.ndarray:
+    """Integer id per residue, changing whenever chain, number or name changes along the atoms."""
+    change = np.ones(raw.n_atoms, dtype=bool)
+    change[1:] = ((raw.chain_ids[1:] != raw.chain_ids[:-1])
+                  | (raw.residue_ids[1:] != raw.residue_ids[:-1])
+                  | (raw.residue_names[1:] != raw.residue_names[:-1]))
+    return np.cumsum(change) - 1
+
+
+def classify(raw: RawSystem) -> np.ndarray:
+    """Molecule type per atom (-1 for solvent and ions)."""
+    keys = residue_keys(raw)
+    heavy_counts = np.bincount(keys, weights=(raw.elements != "H").astype(float))
+    mol = np.full(raw.n_atoms, -1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], raw.n_atoms]
+    for s, e in zip(starts, ends, strict=True):
+        t = residue_mol_type(str(raw.residue_names[s]), int(heavy_counts[keys[s]]))
+        mol[s:e] = -1 if t is None else int(t)
+    if raw.ligand_mask is not None:
+        mol[raw.ligand_mask] = int(MolType.LIGAND)
+    return mol
+
+
+def decide_unit(
+    xyz0: np.ndarray, elements: np.ndarray, bonds: np.ndarray | None, raw: RawSystem,
+    opts: ProcessOptions,
+) -> UnitDecision:
+    """Measure the unit on the solute of the first frame; stop when unsure unless forced."""
+    measured = detect_unit(xyz0, elements, bonds, raw.unit_hint, raw.unit_hint_source)
+    if opts.units != "auto":
+        return forced_unit(opts.units, measured)
+    if measured.confidence < opts.unit_confidence_threshold:
+        raise _fail(
+            f"cannot tell nm from Å (best guess {measured.unit}, confidence "
+            f"{measured.confidence:.2f} < {opts.unit_confidence_threshold})",
+            "set 'units: nm' or 'units: angstrom' for this dataset in the config (or pass "
+            "--units to preprocess)",
+            "undecidable_unit",
+        )
+    return measured
+
+
+def _chain_and_residue_index(chain_ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = {c: i for i, c in enumerate(dict.fromkeys(chain_ids.tolist()))}
+    chain_index = np.array([order[c] for c in chain_ids.tolist()], dtype=np.int32)
+    residue_index = np.zeros(len(keys), dtype=np.int32)
+    for c in np.unique(chain_index):
+        sel = chain_index == c
+        _, residue_index[sel] = np.unique(keys[sel], return_inverse=True)
+    return chain_index, residue_index
+
+
+def tokens(mol_type: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Token per atom: one per polymer residue, one per ligand or other atom, in atom order."""
+    new = np.ones(len(keys), dtype=bool)
+    polymer = np.isin(mol_type, [int(t) for t in _POLYMER])
+    same_residue = np.r_[False, keys[1:] == keys[:-1]]
+    new[1:] = ~(same_residue[1:] & polymer[1:] & polymer[:-1])
+    return (np.cumsum(new) - 1).astype(np.int32)
+
+
+def topology_hash(fields: dict[str, np.ndarray]) -> str:
+    """Content hash of the topology (not the coordinates): replicas share it."""
+    h = hashlib.sha256()
+    for name in ("elements", "atom_names", "residue_names", "residue_index", "chain_index",
+                 "mol_type", "token_index", "bonds"):
+        arr = np.asarray(fields[name])
+        h.update(name.encode())
+        h.update("\x1f".join(arr.astype(str).ravel().tolist()).encode())
+    return h.hexdigest()[:32]
+
+
+def sequences(mol_type: np.ndarray, chain_index: np.ndarray, token_index: np.ndarray,
+              residue_names: np.ndarray) -> dict[str, str]:
+    """One-letter sequence of each polymer chain."""
+    out: dict[str, str] = {}
+    firsts = np.flatnonzero(np.r_[True, token_index[1:] != token_index[:-1]])
+    for i in firsts:
+        t = MolType(int(mol_type[i]))
+        if t in _POLYMER:
+            key = str(int(chain_index[i]))
+            out[key] = out.get(key, "") + one_letter(str(residue_names[i]), t)
+    return out
+
+
+def frame_times(raw: RawSystem, opts: ProcessOptions) -> tuple[np.ndarray, float, str]:
+    """Frame times in ns from zero, the frame spacing and where it came from."""
+    n = raw.n_frames
+    if opts.frame_dt_ns is not None:
+        return np.arange(n) * opts.frame_dt_ns, opts.frame_dt_ns, "config"
+    if raw.times_ns is not None and len(raw.times_ns) == n:
+        t = raw.times_ns - raw.times_ns[0]
+        return t, float(np.median(np.diff(t))), "file"
+    dt = raw.frame_dt_ns or opts.default_frame_dt_ns
+    return np.arange(n) * dt, dt, "format default"
+
+
+def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict[str, Any]]:
+    """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system."""
+    check_raw(raw)
+    mol_all = classify(raw)
+    solute = mol_all >= 0
+    keep = solute & (opts.hydrogens | (raw.elements != "H"))
+    if not keep.any():
+        raise _fail("no atoms left after removing solvent, ions and hydrogens",
+                    "check residue names (solvent/ion names are removed)", "empty_selection")
+    # Solute only from here on (hydrogens kept while the ligand is checked).
+    sol = np.flatnonzero(solute)
+    elements = raw.elements[sol]
+    remap = np.full(raw.n_atoms, -1)
+    remap[sol] = np.arange(len(sol))
+    topo_bonds = None
+    if raw.bonds is not None and len(raw.bonds):
+        b = remap[raw.bonds]
+        topo_bonds = np.sort(b[(b >= 0).all(axis=1)], axis=1)
+    unit = decide_unit(raw.coords[0, sol], elements, topo_bonds, raw, opts)
+    scale = unit.scale_to_angstrom
+    xyz = raw.coords[:, sol] * scale
+    box = raw.box * scale if raw.box is not None else None
+    perceived = perceive_bonds(xyz[0], elements, box[0] if box is not None else None)
+    bonds = _merge_bonds(topo_bonds, perceived, len(sol))
+    xyz, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
+
+    mol_sol = mol_all[sol]
+    lig_local = np.flatnonzero(mol_sol == int(MolType.LIGAND))
+    ligand: Ligand | None = None
+    if len(lig_local):
+        qm = (raw.ligand_bonds is not None and raw.ligand_mask is not None
+              and len(lig_local) == int(raw.ligand_mask.sum()))
+        ligand = perceive_ligand(
+            xyz[0, lig_local], elements[lig_local],
+            raw.ligand_bonds if qm else None, raw.ligand_bond_orders if qm else None,
+            raw.ligand_charge,
+        )
+        inside = np.isin(bonds, lig_local).any(axis=1)
+        bonds = np.concatenate([bonds[~inside], lig_local[ligand.bonds]])
+        bonds = np.unique(np.sort(bonds, axis=1), axis=0)
+
+    # Atom selection (hydrogens), then reindex bonds.
+    sel = np.flatnonzero(keep[sol])
+    remap2 = np.full(len(sol), -1)
+    remap2[sel] = np.arange(len(sel))
+    b = remap2[bonds]
+    bonds = b[(b >= 0).all(axis=1)].astype(np.int32).reshape(-1, 2)
+    xyz = xyz[:, sel]
+    atoms = sol[sel]
+    mol_type = mol_sol[sel].astype(np.int8)
+
+    polymer = np.isin(mol_type, [int(t) for t in _POLYMER])
+    align_sel = polymer if polymer.sum() >= 3 else np.ones(len(atoms), dtype=bool)
+    xyz = superpose(xyz, align_sel)
+
+    keys = residue_keys(raw)[atoms]
+    chain_index, residue_index = _chain_and_residue_index(raw.chain_ids[atoms], keys)
+    token_index = tokens(mol_type, keys)
+    times, dt, dt_source = frame_times(raw, opts)
+    fields = {
+        "atom_names": raw.atom_names[atoms],
+        "elements": raw.elements[atoms],
+        "residue_names": raw.residue_names[atoms],
+        "residue_index": residue_index,
+        "chain_index": chain_index,
+        "mol_type": mol_type,
+        "token_index": token_index,
+        "observed_mask": np.ones(len(atoms), dtype=bool),
+        "bonds": bonds,
+        "bond_lengths": bond_lengths(xyz[0], bonds).astype(np.float32),
+    }
+    topo_hash = topology_hash(fields)
+    attrs: dict[str, Any] = {
+        "source": raw.ref.path,
+        "group": raw.ref.group,
+        "format": raw.ref.format,
+        "unit_detected": unit.unit,
+        "unit_confidence": float(unit.confidence),
+        "unit_forced": unit.forced,
+        "unit_evidence": unit.evidence,
+        "frame_dt_ns": float(dt),
+        "frame_dt_source": dt_source,
+        "topology_hash": topo_hash,
+        "unwrap": unwrap_info,
+        "notes": list(raw.notes),
+    }
+    if ligand is not None:
+        attrs["ligand"] = {"smiles": ligand.smiles, "charge": ligand.charge,
+                           "scaffold": ligand.scaffold, "orders_known": ligand.orders_known}
+    system = ProcessedSystem(raw.ref.system_id, xyz.astype(np.float32), times, **fields,
+                             attrs=attrs)
+    summary = {
+        "n_frames": system.n_frames,
+        "n_atoms": system.n_atoms,
+        "n_tokens": system.n_tokens,
+        "n_bonds": len(bonds),
+        "topology_hash": topo_hash,
+        "frame_dt_ns": float(dt),
+        "unit": {"detected": unit.unit, "confidence": float(unit.confidence),
+                 "forced": unit.forced, "evidence": unit.evidence},
+        "sequences": sequences(mol_type, chain_index, token_index, fields["residue_names"]),
+        "ligand": attrs.get("ligand"),
+        "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
+    }
+    return system, summary
+
+
+def _merge_bonds(topology: np.ndarray | None, perceived: np.ndarray, n: int) -> np.ndarray:
+    """Topology bonds when they cover every multi-atom residue, else perceived ones."""
+    if topology is None or len(topology) == 0:
+        return perceived
+    bonded = np.zeros(n, dtype=bool)
+    bonded[topology.ravel()] = True
+    needs = np.zeros(n, dtype=bool)
+    needs[perceived.ravel()] = True
+    if (bonded | ~needs).all():
+        return np.unique(topology, axis=0)
+    return np.unique(np.concatenate([topology, perceived]), axis=0)

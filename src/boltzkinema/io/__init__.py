@@ -1,0 +1,1 @@
+"""Readers for raw MD formats, chemistry tables and unit detection."""

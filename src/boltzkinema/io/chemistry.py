@@ -1,0 +1,113 @@
+"""Residue, element and molecule-type tables shared by every reader."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+from rdkit import Chem
+
+
+class MolType(IntEnum):
+    """Molecule type codes stored per atom in processed shards."""
+
+    PROTEIN = 0
+    DNA = 1
+    RNA = 2
+    LIGAND = 3
+    OTHER = 4
+
+
+# Canonical residue for every protein residue name we accept (AMBER, CHARMM and PDB variants).
+PROTEIN_RESIDUES: dict[str, str] = {
+    **{n: n for n in (
+        "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()
+    )},
+    "HIE": "HIS", "HID": "HIS", "HIP": "HIS", "HSD": "HIS", "HSE": "HIS", "HSP": "HIS",
+    "CYX": "CYS", "CYM": "CYS", "ASH": "ASP", "GLH": "GLU", "LYN": "LYS", "MSE": "MET",
+    "ACE": "ACE", "NME": "NME", "NMA": "NME", "NH2": "NH2",
+}
+ONE_LETTER: dict[str, str] = {
+    "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E",
+    "GLY": "G", "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F",
+    "PRO": "P", "SER": "S", "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V",
+}
+CAPS = frozenset({"ACE", "NME", "NH2"})
+
+DNA_RESIDUES: dict[str, str] = {}
+RNA_RESIDUES: dict[str, str] = {}
+for _b in "ACGT":
+    for _name in (f"D{_b}", f"D{_b}5", f"D{_b}3", f"D{_b}N"):
+        DNA_RESIDUES[_name] = f"D{_b}"
+for _b in "ACGU":
+    for _name in (_b, f"R{_b}", f"{_b}5", f"{_b}3", f"R{_b}5", f"R{_b}3", f"{_b}N"):
+        RNA_RESIDUES[_name] = _b
+
+SOLVENT_RESIDUES = frozenset(
+    "HOH WAT SOL H2O DOD TIP TIP3 TIP4 TIP5 TP3 T3P T4P T4E SPC SPCE OPC".split()
+)
+ION_RESIDUES = frozenset(
+    """NA CL K MG CA ZN MN FE FE2 CU CO NI CD LI RB CS BR IOD F SR BA HG
+    NA+ CL- K+ MG2 CA2 ZN2 SOD CLA POT CAL CES LIT RUB Na+ Cl- K+ Na Cl""".split()
+)
+# Crystallisation additives and buffers: kept as "other", never called a ligand.
+ADDITIVE_RESIDUES = frozenset("GOL EDO SO4 PO4 ACT PEG DMS FMT MPD BME EPE TRS CIT".split())
+
+SOLVENT_AND_IONS = SOLVENT_RESIDUES | ION_RESIDUES
+
+_PT = Chem.GetPeriodicTable()
+
+
+def normalise_element(symbol: str) -> str:
+    """Return the element symbol capitalised as in the periodic table ('CL' -> 'Cl')."""
+    s = symbol.strip()
+    return s[:1].upper() + s[1:].lower()
+
+
+def atomic_number(symbol: str) -> int:
+    """Atomic number of an element symbol, or 0 when the symbol is not an element."""
+    s = normalise_element(symbol)
+    if not s or not s.isalpha() or s in {"X", "Du", "Ep", "Lp"}:
+        return 0
+    try:
+        return int(_PT.GetAtomicNumber(s))
+    except RuntimeError:
+        return 0
+
+
+def element_symbol(z: int) -> str:
+    """Element symbol of an atomic number."""
+    return str(_PT.GetElementSymbol(int(z)))
+
+
+def covalent_radii(elements: np.ndarray) -> np.ndarray:
+    """Covalent radii in Å for an array of element symbols (RDKit's table)."""
+    table = {e: float(_PT.GetRcovalent(atomic_number(e))) for e in set(elements.tolist())}
+    return np.array([table[e] for e in elements.tolist()], dtype=np.float64)
+
+
+def residue_mol_type(resname: str, n_heavy_atoms: int) -> MolType | None:
+    """Molecule type of a residue, or None for solvent and ions (which are removed)."""
+    name = resname.strip()
+    if name in SOLVENT_AND_IONS or name.upper() in SOLVENT_AND_IONS:
+        return None
+    if name in PROTEIN_RESIDUES:
+        return MolType.PROTEIN
+    if name in DNA_RESIDUES:
+        return MolType.DNA
+    if name in RNA_RESIDUES:
+        return MolType.RNA
+    if name in ADDITIVE_RESIDUES or n_heavy_atoms <= 1:
+        return MolType.OTHER
+    return MolType.LIGAND
+
+
+def one_letter(resname: str, mol_type: MolType) -> str:
+    """One-letter code of a polymer residue ('X' when unknown)."""
+    if mol_type == MolType.PROTEIN:
+        return ONE_LETTER.get(PROTEIN_RESIDUES.get(resname, ""), "X")
+    if mol_type == MolType.DNA:
+        return DNA_RESIDUES.get(resname, "DN")[1:]
+    if mol_type == MolType.RNA:
+        return RNA_RESIDUES.get(resname, "N")
+    return "X"

@@ -1,0 +1,87 @@
+"""mdCATH: one HDF5 per CATH domain, every temperature × replica a separate system.
+
+Layout: group ``{domain}`` with per-atom ``element``, ``z``, ``resid``, ``resname``, ``chain`` and
+the PDB text ``pdbProteinAtoms`` (atom names come from it); subgroups ``{T}/{replica}`` with
+``coords`` (F, N, 3) in Å, one frame per ns. Replicas share one topology.
+"""
+
+from __future__ import annotations
+
+import glob
+
+import h5py
+import numpy as np
+
+from boltzkinema.errors import InputError
+from boltzkinema.io.chemistry import normalise_element
+from boltzkinema.io.system import RawSystem, SystemRef
+
+DEFAULT_FRAME_DT_NS = 1.0
+
+
+def discover(dataset: str, patterns: list[str]) -> list[SystemRef]:
+    """One reference per (domain, temperature, replica) in every matched file."""
+    refs = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)) or [pattern]:
+            with h5py.File(path, "r") as f:
+                for domain in sorted(f):
+                    for temp in sorted((k for k in f[domain] if k.isdigit()), key=int):
+                        for rep in sorted(f[domain][temp], key=lambda r: int(r) if r.isdigit() else r):
+                            refs.append(SystemRef(
+                                f"{dataset}.{domain}_{temp}K_r{rep}", "mdcath", path,
+                                group=f"{domain}/{temp}/{rep}",
+                                extra={"domain": domain, "temperature_k": int(temp),
+                                       "replica": rep},
+                            ))
+    return refs
+
+
+def _pdb_atom_names(text: str) -> list[str]:
+    return [line[12:16].strip() for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))]
+
+
+def _strings(ds: h5py.Dataset) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=str)
+
+
+def load(ref: SystemRef) -> RawSystem:
+    """Read one temperature/replica of a domain."""
+    domain, temp, rep = ref.group.split("/")
+    with h5py.File(ref.path, "r") as f:
+        if ref.group not in f:
+            raise InputError(f"group {ref.group!r} not found", "rebuild the dataset index",
+                             code="missing_group")
+        g = f[domain]
+        missing = [k for k in ("element", "resid", "resname", "chain") if k not in g]
+        if missing:
+            raise InputError(f"datasets {missing} missing", "use an unmodified mdCATH file",
+                             code="missing_dataset")
+        elements = np.array([normalise_element(e) for e in _strings(g["element"])], dtype=str)
+        resnames = _strings(g["resname"])
+        resids = np.asarray(g["resid"][()], dtype=np.int64)
+        chains = _strings(g["chain"])
+        names = []
+        if "pdbProteinAtoms" in g:
+            text = g["pdbProteinAtoms"][()]
+            names = _pdb_atom_names(text.decode() if isinstance(text, bytes) else str(text))
+        ds = g[temp][rep]["coords"]
+        coords = np.asarray(ds[()], dtype=np.float64)
+        unit_attr = ds.attrs.get("unit", ds.attrs.get("units"))
+    if len(names) != len(elements):
+        names = [f"{e}{i + 1}" for i, e in enumerate(elements)]
+    hint = None
+    if unit_attr is not None:
+        u = (unit_attr.decode() if isinstance(unit_attr, bytes) else str(unit_attr)).lower()
+        hint = "nm" if u in ("nm", "nanometer", "nanometers") else "angstrom"
+    return RawSystem(
+        ref=ref,
+        atom_names=np.array(names, dtype=str),
+        elements=elements,
+        residue_names=resnames,
+        residue_ids=resids,
+        chain_ids=chains,
+        coords=coords,
+        unit_hint=hint or "angstrom",
+        unit_hint_source="file" if hint else "convention",
+    )

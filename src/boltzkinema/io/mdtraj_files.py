@@ -1,0 +1,93 @@
+"""Any topology + trajectory pair that mdtraj reads (pdb, psf, prmtop/parm7, gro, xtc, dcd, ...).
+
+mdtraj converts every format to nm, so the unit hint is certain; the geometry still gets checked,
+because a file written in the wrong unit is converted just as confidently.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+import mdtraj
+import numpy as np
+
+from boltzkinema.errors import InputError
+from boltzkinema.io.chemistry import normalise_element
+from boltzkinema.io.system import RawSystem, SystemRef
+
+_SINGLE_FILE = {".pdb", ".h5", ".gro"}
+
+
+def system_name(trajectory: str) -> str:
+    """A system name from a trajectory file name, safe as an HDF5 group name."""
+    stem = Path(trajectory).name
+    for suffix in Path(trajectory).suffixes[::-1]:
+        stem = stem.removesuffix(suffix)
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)
+
+
+def discover(dataset: str, inputs: list[dict[str, Any]]) -> list[SystemRef]:
+    """One reference per trajectory matched by each entry's ``trajectories`` patterns."""
+    refs = []
+    for entry in inputs:
+        topology = entry["topology"]
+        for pattern in entry["trajectories"]:
+            for traj in sorted(glob.glob(pattern)) or [pattern]:
+                refs.append(SystemRef(f"{dataset}.{system_name(traj)}", "mdtraj", traj,
+                                      topology=topology))
+    return refs
+
+
+def topology_arrays(top: mdtraj.Topology) -> dict[str, np.ndarray]:
+    """Per-atom name, element, residue name/number and chain id of an mdtraj topology."""
+    atoms = list(top.atoms)
+    chain_letters = [c.chain_id or chr(ord("A") + c.index % 26) for c in top.chains]
+    return {
+        "atom_names": np.array([a.name for a in atoms], dtype=str),
+        "elements": np.array(
+            [normalise_element(a.element.symbol) if a.element is not None
+             and a.element.symbol else "X" for a in atoms], dtype=str),
+        "residue_names": np.array([a.residue.name for a in atoms], dtype=str),
+        "residue_ids": np.array([a.residue.resSeq for a in atoms], dtype=np.int64),
+        "chain_ids": np.array([chain_letters[a.residue.chain.index] for a in atoms], dtype=str),
+    }
+
+
+def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
+    """Wrap an mdtraj trajectory (nm, ps) as a :class:`RawSystem`."""
+    bonds = np.array([(a.index, b.index) for a, b in traj.topology.bonds], dtype=np.int64)
+    times = np.asarray(traj.time, dtype=np.float64) / 1000.0 if traj.time is not None else None
+    if times is not None and (len(times) < 2 or not np.all(np.diff(times) > 0)):
+        times = None
+    box = None
+    if traj.unitcell_lengths is not None:
+        box = np.asarray(traj.unitcell_lengths, dtype=np.float64)
+    return RawSystem(
+        ref=ref,
+        coords=np.asarray(traj.xyz, dtype=np.float64),
+        unit_hint="nm",
+        unit_hint_source="file",
+        times_ns=times,
+        box=box,
+        bonds=bonds.reshape(-1, 2),
+        **topology_arrays(traj.topology),
+    )
+
+
+def load(ref: SystemRef) -> RawSystem:
+    """Load one trajectory with its topology through mdtraj."""
+    try:
+        if Path(ref.path).suffix in _SINGLE_FILE or not ref.topology:
+            traj = mdtraj.load(ref.path)
+        else:
+            traj = mdtraj.load(ref.path, top=mdtraj.load_topology(ref.topology))
+    except (ValueError, OSError, RuntimeError, EOFError, IndexError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "atoms" in message and ("topology" in message.lower() or "match" in message):
+            code, fix = "topology_mismatch", "pair the trajectory with the topology it was written for"
+        else:
+            code, fix = "unreadable", "check that the file is complete (re-copy or re-export it)"
+        raise InputError(f"mdtraj cannot read it: {message}", fix, code=code) from exc
+    return from_trajectory(ref, traj)

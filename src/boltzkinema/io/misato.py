@@ -1,0 +1,236 @@
+"""MISATO ``MD.hdf5``: one group per PDB id, AMBER atom order, no atom names or residue indices.
+
+The file stores per atom the atomic number (``atoms_number``), a residue *type* code
+(``atoms_residue``: 0 = ligand ``MOL``) and an AMBER/GAFF type code, plus the start index of every
+molecule. Residues are rebuilt by walking each molecule against the AMBER heavy-atom order of its
+residue type, which also yields PDB atom names (so Cα atoms are known).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from boltzkinema.errors import InputError
+from boltzkinema.io.chemistry import element_symbol
+from boltzkinema.io.system import RawSystem, SystemRef
+
+DEFAULT_FRAME_DT_NS = 0.08
+LIGAND_RESIDUE = "MOL"
+
+# AMBER (ff14SB library) order of heavy atoms per residue; hydrogens sit between them.
+_SIDE_CHAINS = {
+    "ALA": "CB", "ARG": "CB CG CD NE CZ NH1 NH2", "ASN": "CB CG OD1 ND2", "ASP": "CB CG OD1 OD2",
+    "CYS": "CB SG", "GLN": "CB CG CD OE1 NE2", "GLU": "CB CG CD OE1 OE2", "GLY": "",
+    "HIS": "CB CG ND1 CE1 NE2 CD2", "ILE": "CB CG2 CG1 CD1", "LEU": "CB CG CD1 CD2",
+    "LYS": "CB CG CD CE NZ", "MET": "CB CG SD CE", "PHE": "CB CG CD1 CE1 CZ CE2 CD2",
+    "SER": "CB OG", "THR": "CB CG2 OG1", "TRP": "CB CG CD1 NE1 CE2 CZ2 CH2 CZ3 CE3 CD2",
+    "TYR": "CB CG CD1 CE1 CZ OH CE2 CD2", "VAL": "CB CG1 CG2",
+}
+HEAVY_ORDER: dict[str, list[str]] = {
+    name: ["N", "CA", *sc.split(), "C", "O"] for name, sc in _SIDE_CHAINS.items()
+}
+HEAVY_ORDER["PRO"] = ["N", "CD", "CG", "CB", "CA", "C", "O"]
+HEAVY_ORDER["ACE"] = ["CH3", "C", "O"]
+HEAVY_ORDER["NME"] = ["N", "CH3"]
+_ALIASES = {"HIE": "HIS", "HID": "HIS", "HIP": "HIS", "CYX": "CYS", "CYM": "CYS",
+            "ASH": "ASP", "GLH": "GLU", "LYN": "LYS"}
+
+
+@cache
+def code_tables() -> dict[str, dict[str, str]]:
+    """MISATO's published code tables (residue types, AMBER/GAFF atom types)."""
+    text = resources.files("boltzkinema.io").joinpath("data/misato_maps.json").read_text()
+    return json.loads(text)
+
+
+def residue_name(code: int) -> str:
+    return code_tables()["atoms_residue_map"].get(str(int(code)), "UNK")
+
+
+def discover(dataset: str, paths: list[str]) -> list[SystemRef]:
+    """One reference per top-level group of every MISATO file."""
+    refs = []
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            refs.extend(
+                SystemRef(f"{dataset}.{key}", "misato", str(path), group=key) for key in sorted(f)
+            )
+    return refs
+
+
+def _residues_of_segment(
+    resnames: np.ndarray, elements: np.ndarray, start: int, stop: int, group: str
+) -> tuple[list[int], list[str]]:
+    """Residue numbers (1-based within the segment) and atom names for atoms start..stop."""
+    res_ids: list[int] = []
+    names: list[str] = []
+    i, resno = start, 0
+    while i < stop:
+        rname = resnames[i]
+        order = HEAVY_ORDER.get(_ALIASES.get(rname, rname))
+        resno += 1
+        if order is None:
+            # Unknown residue type: one residue per run of identical codes, generic names.
+            j = i
+            while j < stop and resnames[j] == rname:
+                j += 1
+            for k in range(i, j):
+                res_ids.append(resno)
+                names.append(f"{elements[k]}{k - i + 1}")
+            i = j
+            continue
+        slot, n_h = 0, 0
+        while i < stop and resnames[i] == rname:
+            el = elements[i]
+            if el == "H":
+                n_h += 1
+                res_ids.append(resno)
+                names.append(f"H{n_h}")
+                i += 1
+                continue
+            if slot == len(order):
+                # C-terminal oxygen right after O; anything else starts the next residue.
+                if el == "O" and names and names[-1] == "O" and order[-1] == "O":
+                    res_ids.append(resno)
+                    names.append("OXT")
+                    i += 1
+                    continue
+                break
+            expected = order[slot]
+            if el != expected[0] or (expected[0] == "C" and el != "C"):
+                raise InputError(
+                    f"atom {i} ({el}) of residue {resno} ({rname}) does not follow the AMBER "
+                    f"heavy-atom order {order}",
+                    "check that the group holds an unmodified MISATO topology; otherwise convert "
+                    "it to PDB + trajectory and use format 'mdtraj'",
+                    code="residue_layout",
+                    group=group,
+                )
+            res_ids.append(resno)
+            names.append(expected)
+            slot += 1
+            i += 1
+        if slot not in (len(order), 0):
+            raise InputError(
+                f"residue {resno} ({rname}) ends after {slot} of {len(order)} heavy atoms",
+                "the topology is truncated or reordered; re-export the system",
+                code="residue_layout",
+                group=group,
+            )
+    return res_ids, names
+
+
+def _qm_ligand(qm_path: str, key: str, n_ligand: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Ligand bonds (0-based pairs), bond orders and total charge from MISATO's QM file."""
+    with h5py.File(qm_path, "r") as f:
+        g = f.get(key.upper()) or f.get(key)
+        if g is None or "atom_properties/bonds" not in g:
+            return None
+        if len(g["atom_properties/atom_names"]) != n_ligand:
+            return None
+        bonds = np.asarray(g["atom_properties/bonds"][()])
+        charge = int(round(float(g["mol_properties/total_charge"][()])))
+    return bonds[:, :2].astype(np.int64), bonds[:, 2].astype(np.float64), charge
+
+
+def load(
+    ref: SystemRef,
+    qm_path: str | None = None,
+    peptide_ligand_max_residues: int = 20,
+) -> RawSystem:
+    """Read one MISATO group into a :class:`RawSystem` (coordinates in the file's unit)."""
+    key = ref.group
+    with h5py.File(ref.path, "r") as f:
+        if key not in f:
+            raise InputError(f"group {key!r} not found", "rebuild the dataset index",
+                             code="missing_group")
+        g = f[key]
+        for name in ("atoms_number", "atoms_residue", "molecules_begin_atom_index"):
+            if name not in g:
+                raise InputError(f"dataset {name!r} missing", "use an unmodified MISATO MD.hdf5",
+                                 code="missing_dataset")
+        numbers = np.asarray(g["atoms_number"][()], dtype=np.int64)
+        res_codes = np.asarray(g["atoms_residue"][()], dtype=np.int64)
+        begins = np.asarray(g["molecules_begin_atom_index"][()], dtype=np.int64)
+        if "trajectory_coordinates" in g:
+            ds = g["trajectory_coordinates"]
+            notes = []
+        elif "atoms_coordinates_ref" in g:
+            ds = g["atoms_coordinates_ref"]
+            notes = ["no trajectory_coordinates: using the single reference frame"]
+        else:
+            raise InputError("no trajectory_coordinates or atoms_coordinates_ref",
+                             "use an unmodified MISATO MD.hdf5", code="missing_dataset")
+        coords = np.asarray(ds[()], dtype=np.float64)
+        unit_attr = ds.attrs.get("units", ds.attrs.get("unit"))
+    if coords.ndim == 2:
+        coords = coords[None]
+    n = len(numbers)
+    if len(res_codes) != n:
+        raise InputError(f"atoms_residue has {len(res_codes)} entries for {n} atoms",
+                         "the topology arrays disagree; re-export the group", code="topology_mismatch")
+    elements = np.array([element_symbol(z) if 0 < z < 119 else "X" for z in numbers])
+    resnames = np.array([residue_name(c) for c in res_codes])
+
+    cuts = sorted({int(b) for b in begins if 0 <= b < n} | {0})
+    bounds = [(a, b) for a, b in zip(cuts, [*cuts[1:], n], strict=True) if b > a]
+    if len(begins) and int(begins[-1]) >= n:
+        notes.append("last molecule is empty (begin index equals the atom count)")
+    ligand = resnames == LIGAND_RESIDUE
+    if not ligand.any() and len(bounds) > 1:
+        a, b = bounds[-1]
+        n_res = len(set(_residues_of_segment(resnames, elements, a, b, key)[0]))
+        if 0 < n_res <= peptide_ligand_max_residues:
+            ligand[a:b] = True
+            notes.append(f"no MOL atoms: last molecule ({n_res} residues) taken as peptide ligand")
+
+    atom_names = np.empty(n, dtype=object)
+    residue_ids = np.zeros(n, dtype=np.int64)
+    chain_ids = np.empty(n, dtype=object)
+    for k, (a, b) in enumerate(bounds):
+        chain_ids[a:b] = chr(ord("A") + k % 26)
+        seg_lig = ligand[a:b]
+        poly = np.flatnonzero(~seg_lig) + a
+        if len(poly):
+            ids, names = _residues_of_segment(resnames, elements, poly[0], poly[-1] + 1, key)
+            residue_ids[poly[0]:poly[-1] + 1] = ids
+            atom_names[poly[0]:poly[-1] + 1] = names
+        lig = np.flatnonzero(seg_lig) + a
+        if len(lig) and (resnames[lig] == LIGAND_RESIDUE).all():
+            residue_ids[lig] = 1 + (residue_ids[poly].max() if len(poly) else 0)
+            counts: dict[str, int] = {}
+            for i in lig:
+                counts[elements[i]] = counts.get(elements[i], 0) + 1
+                atom_names[i] = f"{elements[i]}{counts[elements[i]]}"
+        elif len(lig):
+            ids, names = _residues_of_segment(resnames, elements, lig[0], lig[-1] + 1, key)
+            residue_ids[lig] = ids
+            atom_names[lig] = names
+
+    raw = RawSystem(
+        ref=ref,
+        atom_names=atom_names.astype(str),
+        elements=elements,
+        residue_names=resnames,
+        residue_ids=residue_ids,
+        chain_ids=chain_ids.astype(str),
+        coords=coords,
+        unit_hint=str(unit_attr).lower().replace("å", "angstrom") if unit_attr else "angstrom",
+        unit_hint_source="file" if unit_attr else "convention",
+        ligand_mask=ligand,
+        notes=notes,
+    )
+    if raw.unit_hint not in ("nm", "angstrom"):
+        raw.unit_hint = {"a": "angstrom", "ang": "angstrom", "nanometer": "nm"}.get(raw.unit_hint)
+    if qm_path and ligand.any() and Path(qm_path).exists():
+        qm = _qm_ligand(qm_path, key, int(ligand.sum()))
+        if qm is not None:
+            raw.ligand_bonds, raw.ligand_bond_orders, raw.ligand_charge = qm
+            raw.notes.append(f"ligand bonds and charge from QM file {qm_path}")
+    return raw

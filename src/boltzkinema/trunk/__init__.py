@@ -1,0 +1,1 @@
+"""Frozen trunk embeddings: backends and the per-topology cache."""

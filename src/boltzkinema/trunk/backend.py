@@ -1,0 +1,71 @@
+"""The trunk backend interface: a frozen model that embeds one system's tokens.
+
+A backend turns a processed system into ``s_inputs`` (N, c_s), ``s_trunk`` (N, c_s) and
+``z_trunk`` (N, N, c_z). Register new backends (e.g. a Boltz-2 trunk) in :data:`BACKENDS`; the
+cache, the manifest and the model only see this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from boltzkinema.data.store import ProcessedSystem
+from boltzkinema.errors import ConfigError
+
+
+@dataclass
+class TrunkEmbedding:
+    """Per-token embeddings of one system (float32 in memory, float16 on disk)."""
+
+    s_inputs: np.ndarray
+    s_trunk: np.ndarray
+    z_trunk: np.ndarray
+
+    def validate(self, n_tokens: int, c_s: int, c_z: int) -> None:
+        """Raise ValueError unless the shapes are (N, c_s), (N, c_s), (N, N, c_z)."""
+        expected = {"s_inputs": (n_tokens, c_s), "s_trunk": (n_tokens, c_s),
+                    "z_trunk": (n_tokens, n_tokens, c_z)}
+        for name, shape in expected.items():
+            got = getattr(self, name).shape
+            if got != shape:
+                raise ValueError(f"{name} has shape {got}, expected {shape}")
+
+
+class TrunkBackend(Protocol):
+    """What every trunk backend provides."""
+
+    name: str
+    version: str
+    c_s: int
+    c_z: int
+
+    def params(self) -> dict[str, Any]:
+        """Everything that changes the output (part of the cache key)."""
+        ...
+
+    def embed(self, system: ProcessedSystem) -> TrunkEmbedding:
+        """Embeddings of the system's tokens from its reference (first) frame."""
+        ...
+
+
+BACKENDS: dict[str, Callable[..., TrunkBackend]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., TrunkBackend]], Callable[..., TrunkBackend]]:
+    def wrap(factory: Callable[..., TrunkBackend]) -> Callable[..., TrunkBackend]:
+        BACKENDS[name] = factory
+        return factory
+    return wrap
+
+
+def get_backend(name: str, **params: Any) -> TrunkBackend:
+    """Instantiate a registered backend by name."""
+    import boltzkinema.trunk.builtin  # noqa: F401  (registers the built-in backend)
+
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown trunk backend {name!r}; available: {sorted(BACKENDS)}")
+    return BACKENDS[name](**params)

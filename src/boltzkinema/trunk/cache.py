@@ -1,0 +1,110 @@
+"""Trunk embeddings cached per unique topology, half precision, in safetensors files.
+
+The cache key hashes the topology hash with the backend's name, version and parameters, so
+replicas (and temperatures) of one system share an entry and a changed backend never reuses a
+stale one. Each shard gets an index (JSON) naming the entry of each of its systems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from boltzkinema.data.store import ShardReader
+from boltzkinema.trunk.backend import TrunkBackend, TrunkEmbedding
+from boltzkinema.util import atomic_write_text, tmp_path
+
+log = logging.getLogger(__name__)
+TENSORS = ("s_inputs", "s_trunk", "z_trunk")
+
+
+def cache_key(backend: TrunkBackend, topology_hash: str) -> str:
+    payload = json.dumps({"backend": backend.name, "version": backend.version,
+                          "params": backend.params(), "topology": topology_hash}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) -> None:
+    """Write float16 tensors to a temporary file, then rename into place."""
+    tmp = tmp_path(path)
+    save_file({k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS},
+              str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
+    """Read an entry (float32) and its metadata; a clear error for a corrupt or foreign file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable trunk embedding ({exc}); delete it and rerun "
+                         "the trunk_cache rule") from exc
+    missing = [k for k in TENSORS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing tensors {missing}; delete it and rerun trunk_cache")
+    emb = TrunkEmbedding(*(arrays[k].astype(np.float32) for k in TENSORS))
+    return emb, metadata
+
+
+def _entry_valid(path: Path, key: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        _, meta = load_embedding(path)
+    except ValueError:
+        return False
+    return meta.get("key") == key
+
+
+def build_trunk_cache(
+    shard: str | Path,
+    index_out: str | Path,
+    embeddings_dir: str | Path,
+    backend: TrunkBackend,
+    results_root: str | Path,
+) -> dict[str, Any]:
+    """Embed every unique topology of a shard (reusing valid entries) and write the shard index."""
+    embeddings_dir = Path(embeddings_dir)
+    embeddings_dir.mkdir(parents=True, exist_ok=True)
+    systems: dict[str, dict[str, Any]] = {}
+    computed = reused = 0
+    with ShardReader(shard) as reader:
+        ids = reader.system_ids()
+        for i, sid in enumerate(ids, start=1):
+            attrs = reader.attrs(sid)
+            key = cache_key(backend, attrs["topology_hash"])
+            path = embeddings_dir / f"{key}.safetensors"
+            fresh = not _entry_valid(path, key)
+            if fresh:
+                system = reader.load(sid, frames=[0])
+                emb = backend.embed(system)
+                emb.validate(system.n_tokens, backend.c_s, backend.c_z)
+                save_embedding(path, emb, {
+                    "key": key, "backend": backend.name, "version": backend.version,
+                    "params": json.dumps(backend.params(), sort_keys=True),
+                    "topology_hash": attrs["topology_hash"], "n_tokens": str(system.n_tokens),
+                    "reference_system": sid,
+                })
+                computed += 1
+            else:
+                reused += 1
+            systems[sid] = {"key": key, "path": os.path.relpath(path, results_root),
+                            "topology_hash": attrs["topology_hash"], "computed": fresh}
+            log.info("[%d/%d] %s: %s %s", i, len(ids), sid, "computed" if fresh else "reused", key)
+    index = {"backend": backend.name, "version": backend.version, "params": backend.params(),
+             "shard": os.path.relpath(shard, results_root), "computed": computed,
+             "reused": reused, "systems": systems}
+    atomic_write_text(index_out, json.dumps(index, indent=1) + "\n")
+    return index

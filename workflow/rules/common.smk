@@ -1,0 +1,73 @@
+# Shared helpers: paths, per-dataset options and the shard lists read from the dataset indices.
+import json
+
+RESULTS = config["results"]
+PRE = config["preprocess"]
+MANIFEST = f"{RESULTS}/manifest.parquet"
+EMBEDDINGS = f"{RESULTS}/trunk/embeddings"
+GLOB_CHARS = set("*?[")
+
+
+wildcard_constraints:
+    dataset="[A-Za-z][A-Za-z0-9_]*",
+    shard="[0-9]{4}",
+
+
+def dataset_cfg(dataset):
+    return config["datasets"][dataset]
+
+
+def raw_inputs(wildcards):
+    """Raw files named literally in the config (glob patterns are expanded by the job)."""
+    cfg = dataset_cfg(wildcards.dataset)
+    paths = [p for p in cfg["inputs"] if not GLOB_CHARS & set(p)]
+    return paths + ([cfg["topology"]] if "topology" in cfg else [])
+
+
+def index_args(dataset):
+    cfg = dataset_cfg(dataset)
+    args = [f"--format {cfg['format']}"]
+    args += [f"--input '{p}'" for p in cfg["inputs"]]
+    if "topology" in cfg:
+        args.append(f"--topology '{cfg['topology']}'")
+    args.append(f"--shard-size {cfg.get('shard_size', PRE['shard_size'])}")
+    return " ".join(args)
+
+
+def preprocess_args(dataset):
+    cfg = dataset_cfg(dataset)
+    args = [
+        f"--units {cfg.get('units', 'auto')}",
+        f"--unit-confidence-threshold {PRE['unit_confidence_threshold']}",
+        f"--jump-threshold {PRE['jump_threshold_angstrom']}",
+        f"--peptide-ligand-max-residues {cfg.get('peptide_ligand_max_residues', 20)}",
+    ]
+    if "frame_dt_ns" in cfg:
+        args.append(f"--frame-dt-ns {cfg['frame_dt_ns']}")
+    if cfg.get("hydrogens", PRE["hydrogens"]):
+        args.append("--hydrogens")
+    if PRE["strict"]:
+        args.append("--strict")
+    if "qm" in cfg:
+        args.append(f"--qm '{cfg['qm']}'")
+    return " ".join(args)
+
+
+def shards_of(dataset):
+    """Shard names of a dataset, from its index (available once the checkpoint ran)."""
+    index = checkpoints.index_dataset.get(dataset=dataset).output[0]
+    with open(index) as f:
+        return sorted(json.load(f)["shards"])
+
+
+def per_shard(pattern):
+    """Input function: ``pattern`` formatted for every shard of every dataset."""
+
+    def inputs(wildcards):
+        return [
+            pattern.format(dataset=ds, shard=shard)
+            for ds in sorted(config["datasets"])
+            for shard in shards_of(ds)
+        ]
+
+    return inputs

@@ -1,0 +1,39 @@
+# Stage 1: list each dataset's systems into shards, then process one shard per job.
+
+
+checkpoint index_dataset:
+    input:
+        raw_inputs,
+    output:
+        f"{RESULTS}/index/{{dataset}}.json",
+    params:
+        args=lambda wildcards: index_args(wildcards.dataset),
+    log:
+        f"{RESULTS}/logs/index/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/index/{{dataset}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m boltzkinema index --dataset {wildcards.dataset} {params.args} "
+        "--output {output} 2> {log}"
+
+
+rule preprocess:
+    input:
+        index=f"{RESULTS}/index/{{dataset}}.json",
+    output:
+        shard=f"{RESULTS}/processed/{{dataset}}/{{shard}}.h5",
+        report=f"{RESULTS}/processed/{{dataset}}/{{shard}}.report.json",
+    params:
+        args=lambda wildcards: preprocess_args(wildcards.dataset),
+    log:
+        f"{RESULTS}/logs/preprocess/{{dataset}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/preprocess/{{dataset}}/{{shard}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m boltzkinema preprocess --index {input.index} --shard {wildcards.shard} "
+        "--dataset {wildcards.dataset} {params.args} "
+        "--output {output.shard} --report {output.report} 2> {log}"

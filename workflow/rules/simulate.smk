@@ -1,0 +1,20 @@
+# Optional: regenerate the bundled example with OpenMM (not part of the default target).
+# Writes under results/; copy results/example/* to resources/example/ to replace the bundle.
+
+
+rule simulate_example:
+    output:
+        directory(f"{RESULTS}/example"),
+    params:
+        inputs="resources/example/inputs",
+        work=f"{RESULTS}/simulate",
+    threads: 2
+    log:
+        f"{RESULTS}/logs/simulate_example.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/simulate_example.tsv"
+    conda:
+        "../../envs/sim.yaml"
+    shell:
+        "python -m boltzkinema simulate-example --inputs {params.inputs} "
+        "--work {params.work} --output {output} --threads {threads} 2> {log}"
