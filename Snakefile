@@ -18,6 +18,6 @@ include: "workflow/rules/simulate.smk"
 
 
 rule all:
+    default_target: True
     input:
         MANIFEST,
-    default_target: True

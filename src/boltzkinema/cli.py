@@ -21,8 +21,12 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="list a dataset's systems and assign them to shards")
     p.add_argument("--dataset", required=True, help="dataset name (prefix of system ids)")
     p.add_argument("--format", required=True, choices=["misato", "mdcath", "atlas", "mdtraj"])
-    p.add_argument("--input", action="append", required=True,
-                   help="input file, folder (atlas) or glob pattern; repeatable")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        help="input file, folder (atlas) or glob pattern; repeatable",
+    )
     p.add_argument("--topology", help="topology file for format mdtraj")
     p.add_argument("--shard-size", type=int, default=64)
     p.add_argument("--output", required=True, help="index JSON to write")
@@ -41,9 +45,13 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit-confidence-threshold", type=float, default=0.95)
     p.add_argument("--frame-dt-ns", type=float, help="frame spacing; default: file or format")
     p.add_argument("--hydrogens", action="store_true", help="keep hydrogens")
-    p.add_argument("--jump-threshold", type=float, default=25.0,
-                   help="Å a molecule centre may move between frames before it counts as a "
-                   "periodic jump (only when no box is stored)")
+    p.add_argument(
+        "--jump-threshold",
+        type=float,
+        default=25.0,
+        help="Å a molecule centre may move between frames before it counts as a "
+        "periodic jump (only when no box is stored)",
+    )
     p.add_argument("--qm", help="MISATO QM HDF5 with ligand bonds and charges")
     p.add_argument("--peptide-ligand-max-residues", type=int, default=20)
     p.add_argument("--strict", action="store_true", help="fail instead of quarantining")
@@ -126,11 +134,23 @@ def run_preprocess(a: argparse.Namespace) -> None:
         default_frame_dt_ns=DEFAULT_FRAME_DT_NS[fmt],
         jump_threshold_angstrom=a.jump_threshold,
     )
-    report = preprocess_shard(refs, a.output, a.report, opts, dataset=dataset, strict=a.strict,
-                              qm_path=a.qm,
-                              peptide_ligand_max_residues=a.peptide_ligand_max_residues)
-    log.info("%s: %d ok, %d quarantined in %.1f s", a.output, report["n_ok"],
-             report["n_quarantined"], report["seconds"])
+    report = preprocess_shard(
+        refs,
+        a.output,
+        a.report,
+        opts,
+        dataset=dataset,
+        strict=a.strict,
+        qm_path=a.qm,
+        peptide_ligand_max_residues=a.peptide_ligand_max_residues,
+    )
+    log.info(
+        "%s: %d ok, %d quarantined in %.1f s",
+        a.output,
+        report["n_ok"],
+        report["n_quarantined"],
+        report["seconds"],
+    )
 
 
 def run_trunk(a: argparse.Namespace) -> None:
@@ -146,14 +166,23 @@ def run_manifest(a: argparse.Namespace) -> None:
     from boltzkinema.data.manifest import build_manifest, write_manifest
     from boltzkinema.data.splits import SplitConfig
 
-    cfg = SplitConfig(seed=a.seed, sequence_identity=a.sequence_identity,
-                      ood_val_fraction=a.ood_val_fraction, ood_test_fraction=a.ood_test_fraction,
-                      id_val_fraction=a.id_val_fraction, id_test_fraction=a.id_test_fraction)
+    cfg = SplitConfig(
+        seed=a.seed,
+        sequence_identity=a.sequence_identity,
+        ood_val_fraction=a.ood_val_fraction,
+        ood_test_fraction=a.ood_test_fraction,
+        id_val_fraction=a.id_val_fraction,
+        id_test_fraction=a.id_test_fraction,
+    )
     table = build_manifest(a.reports, a.trunk_indices, a.results_root, cfg)
     write_manifest(table, a.output)
     counts = table.groupby(["split", "ood"]).size().to_dict() if len(table) else {}
-    log.info("%s: %d systems; split sizes %s", a.output, len(table),
-             json.dumps({f"{k[0]}{'/ood' if k[1] else ''}": v for k, v in counts.items()}))
+    log.info(
+        "%s: %d systems; split sizes %s",
+        a.output,
+        len(table),
+        json.dumps({f"{k[0]}{'/ood' if k[1] else ''}": v for k, v in counts.items()}),
+    )
 
 
 def run_simulate(a: argparse.Namespace) -> None:
@@ -162,8 +191,13 @@ def run_simulate(a: argparse.Namespace) -> None:
     build_example(Path(a.inputs), Path(a.work), Path(a.output), threads=a.threads, only=a.only)
 
 
-COMMANDS = {"index": run_index, "preprocess": run_preprocess, "trunk": run_trunk,
-            "manifest": run_manifest, "simulate-example": run_simulate}
+COMMANDS = {
+    "index": run_index,
+    "preprocess": run_preprocess,
+    "trunk": run_trunk,
+    "manifest": run_manifest,
+    "simulate-example": run_simulate,
+}
 
 
 def parser() -> argparse.ArgumentParser:

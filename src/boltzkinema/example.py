@@ -31,7 +31,9 @@ def amber_atom_types(prmtop: Path) -> list[str]:
             reading = line.split()[1] == "AMBER_ATOM_TYPE"
             continue
         if reading and not line.startswith("%FORMAT"):
-            types.extend(line[i:i + 4].strip() for i in range(0, len(line), 4) if line[i:i + 4].strip())
+            types.extend(
+                line[i : i + 4].strip() for i in range(0, len(line), 4) if line[i : i + 4].strip()
+            )
     return types
 
 
@@ -39,8 +41,9 @@ def _protein_only(traj: mdtraj.Trajectory) -> mdtraj.Trajectory:
     return traj.atom_slice(traj.topology.select("protein"))
 
 
-def build_example(inputs: Path, work: Path, output: Path, threads: int = 1,
-                  only: list[str] | None = None) -> None:
+def build_example(
+    inputs: Path, work: Path, output: Path, threads: int = 1, only: list[str] | None = None
+) -> None:
     """Simulate what is missing in ``work`` and write every layout under ``output``."""
     work.mkdir(parents=True, exist_ok=True)
     runs = {}
@@ -52,14 +55,24 @@ def build_example(inputs: Path, work: Path, output: Path, threads: int = 1,
         runs[run.name] = mdtraj.load(str(path))
 
     t4l = runs["t4l_pxylene"]
-    write_misato(output / "misato" / "MD.hdf5",
-                 {MISATO_GROUP: (t4l, amber_atom_types(inputs / "t4l_pxylene.prmtop"))},
-                 ligand_residue="TMP")
-    write_atlas(output / "atlas" / VILLIN, VILLIN,
-                [_protein_only(runs["villin_300K_r1"]), _protein_only(runs["villin_300K_r2"])])
-    write_mdcath(output / "mdcath" / f"mdcath_dataset_{VILLIN}.h5", VILLIN,
-                 {(320, 0): _protein_only(runs["villin_320K_r0"]),
-                  (348, 0): _protein_only(runs["villin_348K_r0"])})
+    write_misato(
+        output / "misato" / "MD.hdf5",
+        {MISATO_GROUP: (t4l, amber_atom_types(inputs / "t4l_pxylene.prmtop"))},
+        ligand_residue="TMP",
+    )
+    write_atlas(
+        output / "atlas" / VILLIN,
+        VILLIN,
+        [_protein_only(runs["villin_300K_r1"]), _protein_only(runs["villin_300K_r2"])],
+    )
+    write_mdcath(
+        output / "mdcath" / f"mdcath_dataset_{VILLIN}.h5",
+        VILLIN,
+        {
+            (320, 0): _protein_only(runs["villin_320K_r0"]),
+            (348, 0): _protein_only(runs["villin_348K_r0"]),
+        },
+    )
     ala = output / "mdtraj"
     ala.mkdir(parents=True, exist_ok=True)
     shutil.copy(inputs / "ala2_tip3p.prmtop", ala / "ala2_tip3p.prmtop")
@@ -77,7 +90,7 @@ def provenance(work: Path) -> str:
         "dipeptide prmtop/inpcrd from the openmmtools test data (MIT licence); villin headpiece",
         "HP35 N68H from OpenMM's `test.pdb` (water removed).",
         "",
-        "| run | system | force field / solvent | T (K) | step (fs) | frames | frame spacing (ps) | seed |",
+        "| run | system | force field, solvent | T (K) | step (fs) | frames | dt (ps) | seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     version = "unknown"
@@ -86,7 +99,8 @@ def provenance(work: Path) -> str:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         lines.append(
             f"| {run.name} | {run.system} | {SYSTEM_NOTES[run.system]} | {run.temperature_k:g} | "
-            f"{run.timestep_fs:g} | {run.n_frames} | {run.steps_per_frame * run.timestep_fs / 1000:g}"
+            f"{run.timestep_fs:g} | {run.n_frames} | "
+            f"{run.steps_per_frame * run.timestep_fs / 1000:g}"
             f" | {run.seed} |"
         )
         version = meta.get("openmm_version", version)

@@ -58,7 +58,10 @@ def _build(system: str, inputs: Path):
     from openmm import app, unit
 
     hmr = {"constraints": app.HBonds, "hydrogenMass": 3.0 * unit.amu}
-    implicit_cutoff = {"nonbondedMethod": app.CutoffNonPeriodic, "nonbondedCutoff": 1.2 * unit.nanometer}
+    implicit_cutoff = {
+        "nonbondedMethod": app.CutoffNonPeriodic,
+        "nonbondedCutoff": 1.2 * unit.nanometer,
+    }
 
     if system == "ala2_tip3p":
         prmtop = app.AmberPrmtopFile(str(inputs / "ala2_tip3p.prmtop"))
@@ -77,7 +80,9 @@ def _build(system: str, inputs: Path):
         pdb = app.PDBFile(str(inputs / "villin_n68h.pdb"))
         ff = app.ForceField("amber14-all.xml", "implicit/obc2.xml")
         modeller = app.Modeller(pdb.topology, pdb.positions)
-        modeller.delete([r for r in modeller.topology.residues() if r.name in ("Cl", "CL", "Na", "NA")])
+        modeller.delete(
+            [r for r in modeller.topology.residues() if r.name in ("Cl", "CL", "Na", "NA")]
+        )
         modeller.addHydrogens(ff)
         sys_ = ff.createSystem(modeller.topology, **implicit_cutoff, **hmr)
         return modeller.topology, sys_, modeller.positions

@@ -1,5 +1,6 @@
 # Shared helpers: paths, per-dataset options and the shard lists read from the dataset indices.
 import json
+from pathlib import Path
 
 RESULTS = config["results"]
 PRE = config["preprocess"]
@@ -51,6 +52,11 @@ def preprocess_args(dataset):
     if "qm" in cfg:
         args.append(f"--qm '{cfg['qm']}'")
     return " ".join(args)
+
+
+def results_root(path, depth):
+    """The results folder, ``depth`` levels above an output file."""
+    return str(Path(path).parents[depth - 1])
 
 
 def shards_of(dataset):

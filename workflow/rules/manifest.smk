@@ -7,22 +7,23 @@ rule build_manifest:
         trunk=per_shard(f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json"),
     output:
         MANIFEST,
-    params:
-        seed=config["splits"]["seed"],
-        identity=config["splits"]["sequence_identity"],
-        ood_val=config["splits"]["ood_val_fraction"],
-        ood_test=config["splits"]["ood_test_fraction"],
-        id_val=config["splits"]["id_val_fraction"],
-        id_test=config["splits"]["id_test_fraction"],
     log:
         f"{RESULTS}/logs/build_manifest.log",
     benchmark:
         f"{RESULTS}/benchmarks/build_manifest.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        results=lambda wildcards, output: results_root(output[0], depth=1),
+        seed=config["splits"]["seed"],
+        identity=config["splits"]["sequence_identity"],
+        ood_val=config["splits"]["ood_val_fraction"],
+        ood_test=config["splits"]["ood_test_fraction"],
+        id_val=config["splits"]["id_val_fraction"],
+        id_test=config["splits"]["id_test_fraction"],
     shell:
         "python -m boltzkinema manifest --reports {input.reports} "
-        "--trunk-indices {input.trunk} --results-root {RESULTS} --output {output} "
+        "--trunk-indices {input.trunk} --results-root {params.results} --output {output} "
         "--seed {params.seed} --sequence-identity {params.identity} "
         "--ood-val-fraction {params.ood_val} --ood-test-fraction {params.ood_test} "
         "--id-val-fraction {params.id_val} --id-test-fraction {params.id_test} 2> {log}"

@@ -6,14 +6,14 @@ checkpoint index_dataset:
         raw_inputs,
     output:
         f"{RESULTS}/index/{{dataset}}.json",
-    params:
-        args=lambda wildcards: index_args(wildcards.dataset),
     log:
         f"{RESULTS}/logs/index/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/index/{{dataset}}.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        args=lambda wildcards: index_args(wildcards.dataset),
     shell:
         "python -m boltzkinema index --dataset {wildcards.dataset} {params.args} "
         "--output {output} 2> {log}"
@@ -25,14 +25,14 @@ rule preprocess:
     output:
         shard=f"{RESULTS}/processed/{{dataset}}/{{shard}}.h5",
         report=f"{RESULTS}/processed/{{dataset}}/{{shard}}.report.json",
-    params:
-        args=lambda wildcards: preprocess_args(wildcards.dataset),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/preprocess/{{dataset}}/{{shard}}.tsv"
     conda:
         "../../envs/core.yaml"
+    params:
+        args=lambda wildcards: preprocess_args(wildcards.dataset),
     shell:
         "python -m boltzkinema preprocess --index {input.index} --shard {wildcards.shard} "
         "--dataset {wildcards.dataset} {params.args} "

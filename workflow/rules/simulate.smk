@@ -5,16 +5,16 @@
 rule simulate_example:
     output:
         directory(f"{RESULTS}/example"),
-    params:
-        inputs="resources/example/inputs",
-        work=f"{RESULTS}/simulate",
-    threads: 2
     log:
         f"{RESULTS}/logs/simulate_example.log",
     benchmark:
         f"{RESULTS}/benchmarks/simulate_example.tsv"
     conda:
         "../../envs/sim.yaml"
+    threads: 2
+    params:
+        inputs="resources/example/inputs",
+        work=f"{RESULTS}/simulate",
     shell:
         "python -m boltzkinema simulate-example --inputs {params.inputs} "
         "--work {params.work} --output {output} --threads {threads} 2> {log}"

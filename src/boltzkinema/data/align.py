@@ -6,7 +6,7 @@ import numpy as np
 
 
 def kabsch_rotations(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation (F, 3, 3) that best maps centred ``mobile`` (F, K, 3) onto centred ``target`` (K, 3).
+    """Rotation (F, 3, 3) best mapping centred ``mobile`` (F, K, 3) onto centred ``target`` (K, 3).
 
     Apply as ``mobile @ R``.
     """
@@ -19,7 +19,7 @@ def kabsch_rotations(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def superpose(xyz: np.ndarray, selection: np.ndarray) -> np.ndarray:
-    """Superpose all frames on frame 0 using ``selection`` atoms; frame 0's selection centred at 0."""
+    """Superpose all frames on frame 0 by ``selection`` atoms; frame 0's selection centred at 0."""
     sel = xyz[:, selection]
     centres = sel.mean(axis=1, keepdims=True)
     target = sel[0] - centres[0]

@@ -13,8 +13,10 @@ BOND_TOLERANCE = 0.45
 MIN_BOND = 0.4
 
 
-def perceive_bonds(xyz: np.ndarray, elements: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
-    """Atom pairs closer than the sum of covalent radii plus a tolerance (Å), minimum-image in a box.
+def perceive_bonds(
+    xyz: np.ndarray, elements: np.ndarray, box: np.ndarray | None = None
+) -> np.ndarray:
+    """Atom pairs closer than their covalent radii plus a tolerance (Å), minimum-image in a box.
 
     ``box`` holds orthorhombic lengths; infinite entries mean that axis is not periodic.
     """
@@ -51,9 +53,7 @@ def molecules(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
     """Connected-component label of every atom under the bond graph."""
     if n_atoms == 0:
         return np.zeros(0, dtype=np.int64)
-    graph = coo_matrix(
-        (np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms)
-    )
+    graph = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
 

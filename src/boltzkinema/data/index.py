@@ -43,14 +43,21 @@ def build_index(dataset: str, fmt: str, inputs: list[Any], shard_size: int) -> d
         raise ConfigError(f"dataset {dataset!r}: no systems found in {inputs}; check the paths")
     dup = [sid for sid, n in Counter(r.system_id for r in refs).items() if n > 1]
     if dup:
-        raise ConfigError(f"dataset {dataset!r}: duplicate system ids {dup[:5]}; give the "
-                          "inputs distinct file names or split them into separate datasets")
+        raise ConfigError(
+            f"dataset {dataset!r}: duplicate system ids {dup[:5]}; give the "
+            "inputs distinct file names or split them into separate datasets"
+        )
     shards = {
-        shard_name(i // shard_size): [r.to_json() for r in refs[i:i + shard_size]]
+        shard_name(i // shard_size): [r.to_json() for r in refs[i : i + shard_size]]
         for i in range(0, len(refs), shard_size)
     }
-    return {"dataset": dataset, "format": fmt, "n_systems": len(refs),
-            "shard_size": shard_size, "shards": shards}
+    return {
+        "dataset": dataset,
+        "format": fmt,
+        "n_systems": len(refs),
+        "shard_size": shard_size,
+        "shards": shards,
+    }
 
 
 def write_index(index: dict[str, Any], path: str | Path) -> None:

@@ -13,8 +13,12 @@ from boltzkinema.errors import InputError
 
 RDLogger.DisableLog("rdApp.*")
 _CHARGES = (0, -1, 1, -2, 2, -3, 3)
-_ORDER = {1.0: Chem.BondType.SINGLE, 2.0: Chem.BondType.DOUBLE, 3.0: Chem.BondType.TRIPLE,
-          1.5: Chem.BondType.AROMATIC}
+_ORDER = {
+    1.0: Chem.BondType.SINGLE,
+    2.0: Chem.BondType.DOUBLE,
+    3.0: Chem.BondType.TRIPLE,
+    1.5: Chem.BondType.AROMATIC,
+}
 
 
 @dataclass
@@ -71,8 +75,11 @@ def perceive_ligand(
     Bonds and orders from a QM file take precedence over perception.
     """
     if len(elements) == 0:
-        raise InputError("the ligand has no atoms", "remove the empty ligand entry or supply its "
-                         "atoms", code="ligand_empty")
+        raise InputError(
+            "the ligand has no atoms",
+            "remove the empty ligand entry or supply its atoms",
+            code="ligand_empty",
+        )
     errors = []
     try:
         if bonds is not None and orders is not None:

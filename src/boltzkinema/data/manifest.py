@@ -14,10 +14,32 @@ from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.util import tmp_path
 
 COLUMNS = [
-    "system_id", "dataset", "format", "source", "group", "shard", "trunk_key", "trunk_path",
-    "topology_hash", "n_frames", "n_atoms", "n_tokens", "frame_dt_ns", "duration_ns",
-    "unit", "unit_confidence", "has_ligand", "ligand_smiles", "scaffold", "sequence",
-    "cluster", "family", "split", "ood", "temperature_k", "replica",
+    "system_id",
+    "dataset",
+    "format",
+    "source",
+    "group",
+    "shard",
+    "trunk_key",
+    "trunk_path",
+    "topology_hash",
+    "n_frames",
+    "n_atoms",
+    "n_tokens",
+    "frame_dt_ns",
+    "duration_ns",
+    "unit",
+    "unit_confidence",
+    "has_ligand",
+    "ligand_smiles",
+    "scaffold",
+    "sequence",
+    "cluster",
+    "family",
+    "split",
+    "ood",
+    "temperature_k",
+    "replica",
 ]
 
 
@@ -28,8 +50,10 @@ class ManifestError(BoltzKinemaError):
 def _inside(results_root: Path, rel: str, what: str) -> str:
     full = (results_root / rel).resolve()
     if not full.is_relative_to(results_root.resolve()):
-        raise ManifestError(f"{what} path {rel!r} escapes the results folder {results_root}; "
-                            "rerun the stage with outputs under the results folder")
+        raise ManifestError(
+            f"{what} path {rel!r} escapes the results folder {results_root}; "
+            "rerun the stage with outputs under the results folder"
+        )
     return Path(os.path.relpath(full, results_root.resolve())).as_posix()
 
 
@@ -48,56 +72,68 @@ def build_manifest(
     seen: dict[str, str] = {}
     for path in sorted(map(str, reports)):
         report = json.loads(Path(path).read_text())
-        shard_rel = _inside(results_root, os.path.relpath(
-            Path(path).with_name(report["shard"]), results_root), "shard")
+        shard_rel = _inside(
+            results_root,
+            os.path.relpath(Path(path).with_name(report["shard"]), results_root),
+            "shard",
+        )
         for entry in report["systems"]:
             if entry["status"] != "ok":
                 continue
             sid = entry["system_id"]
             if sid in seen:
-                raise ManifestError(f"system {sid!r} appears in {seen[sid]} and {path}; give the "
-                                    "datasets distinct names or inputs")
+                raise ManifestError(
+                    f"system {sid!r} appears in {seen[sid]} and {path}; give the "
+                    "datasets distinct names or inputs"
+                )
             seen[sid] = path
             if sid not in trunk:
-                raise ManifestError(f"system {sid!r} of {path} has no trunk entry; rerun "
-                                    "trunk_cache for its shard")
+                raise ManifestError(
+                    f"system {sid!r} of {path} has no trunk entry; rerun trunk_cache for its shard"
+                )
             t = trunk[sid]
             extra = entry.get("extra") or {}
             ligand = entry.get("ligand") or {}
-            rows.append({
-                "system_id": sid,
-                "dataset": report["dataset"],
-                "format": entry.get("format") or extra.get("format") or "",
-                "source": entry["file"],
-                "group": entry["group"],
-                "shard": shard_rel,
-                "trunk_key": t["key"],
-                "trunk_path": _inside(results_root, t["path"], "trunk"),
-                "topology_hash": entry["topology_hash"],
-                "n_frames": entry["n_frames"],
-                "n_atoms": entry["n_atoms"],
-                "n_tokens": entry["n_tokens"],
-                "frame_dt_ns": entry["frame_dt_ns"],
-                "duration_ns": entry["frame_dt_ns"] * max(entry["n_frames"] - 1, 0),
-                "unit": entry["unit"]["detected"],
-                "unit_confidence": entry["unit"]["confidence"],
-                "has_ligand": bool(ligand),
-                "ligand_smiles": ligand.get("smiles", ""),
-                "scaffold": ligand.get("scaffold", ""),
-                "sequence": ":".join(entry.get("sequences", {}).values()),
-                "temperature_k": extra.get("temperature_k"),
-                "replica": str(extra.get("replica", "")),
-            })
-    table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in
-                                        ("cluster", "family", "split", "ood")])
+            rows.append(
+                {
+                    "system_id": sid,
+                    "dataset": report["dataset"],
+                    "format": entry.get("format") or extra.get("format") or "",
+                    "source": entry["file"],
+                    "group": entry["group"],
+                    "shard": shard_rel,
+                    "trunk_key": t["key"],
+                    "trunk_path": _inside(results_root, t["path"], "trunk"),
+                    "topology_hash": entry["topology_hash"],
+                    "n_frames": entry["n_frames"],
+                    "n_atoms": entry["n_atoms"],
+                    "n_tokens": entry["n_tokens"],
+                    "frame_dt_ns": entry["frame_dt_ns"],
+                    "duration_ns": entry["frame_dt_ns"] * max(entry["n_frames"] - 1, 0),
+                    "unit": entry["unit"]["detected"],
+                    "unit_confidence": entry["unit"]["confidence"],
+                    "has_ligand": bool(ligand),
+                    "ligand_smiles": ligand.get("smiles", ""),
+                    "scaffold": ligand.get("scaffold", ""),
+                    "sequence": ":".join(entry.get("sequences", {}).values()),
+                    "temperature_k": extra.get("temperature_k"),
+                    "replica": str(extra.get("replica", "")),
+                }
+            )
+    table = pd.DataFrame(
+        rows, columns=[c for c in COLUMNS if c not in ("cluster", "family", "split", "ood")]
+    )
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
     seqs = {r.system_id: r.sequence for r in table.itertuples() if r.sequence}
     clusters = cluster_sequences(seqs, split_cfg.sequence_identity)
     table["cluster"] = [clusters.get(s, "") for s in table["system_id"]]
     table["family"] = [
-        f"scaffold:{r.scaffold}" if r.has_ligand else
-        f"cluster:{r.cluster}" if r.cluster else f"topology:{r.topology_hash}"
+        f"scaffold:{r.scaffold}"
+        if r.has_ligand
+        else f"cluster:{r.cluster}"
+        if r.cluster
+        else f"topology:{r.topology_hash}"
         for r in table.itertuples()
     ]
     splits = assign_splits(dict(zip(table["system_id"], table["family"], strict=True)), split_cfg)

@@ -22,20 +22,26 @@ from boltzkinema.util import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FRAME_DT_NS = {"misato": misato.DEFAULT_FRAME_DT_NS, "mdcath": mdcath.DEFAULT_FRAME_DT_NS,
-                       "atlas": atlas.DEFAULT_FRAME_DT_NS, "mdtraj": 1.0}
+DEFAULT_FRAME_DT_NS = {
+    "misato": misato.DEFAULT_FRAME_DT_NS,
+    "mdcath": mdcath.DEFAULT_FRAME_DT_NS,
+    "atlas": atlas.DEFAULT_FRAME_DT_NS,
+    "mdtraj": 1.0,
+}
 
 
 class StrictModeError(BoltzKinemaError):
     """A system was quarantined while ``strict`` is on."""
 
 
-def load_raw(ref: SystemRef, qm_path: str | None = None,
-             peptide_ligand_max_residues: int = 20) -> RawSystem:
+def load_raw(
+    ref: SystemRef, qm_path: str | None = None, peptide_ligand_max_residues: int = 20
+) -> RawSystem:
     """Read one system with the reader of its format."""
     if ref.format == "misato":
-        return misato.load(ref, qm_path=qm_path,
-                           peptide_ligand_max_residues=peptide_ligand_max_residues)
+        return misato.load(
+            ref, qm_path=qm_path, peptide_ligand_max_residues=peptide_ligand_max_residues
+        )
     if ref.format == "mdcath":
         return mdcath.load(ref)
     if ref.format == "atlas":
@@ -46,8 +52,15 @@ def load_raw(ref: SystemRef, qm_path: str | None = None,
 
 
 def _quarantine(ref: SystemRef, err: InputError) -> dict[str, Any]:
-    return {"system_id": ref.system_id, "status": "quarantined", "file": ref.path,
-            "group": ref.group, "code": err.code, "reason": err.reason, "fix": err.fix}
+    return {
+        "system_id": ref.system_id,
+        "status": "quarantined",
+        "file": ref.path,
+        "group": ref.group,
+        "code": err.code,
+        "reason": err.reason,
+        "fix": err.fix,
+    }
 
 
 def preprocess_shard(
@@ -71,18 +84,28 @@ def preprocess_shard(
                 raw = load_raw(ref, qm_path, peptide_ligand_max_residues)
                 system, summary = process(raw, opts)
                 writer.add(system)
-                entries.append({"system_id": ref.system_id, "status": "ok", "format": ref.format,
-                                "file": ref.path,
-                                "group": ref.group, "extra": ref.extra, **summary,
-                                "seconds": round(time.perf_counter() - t0, 3)})
+                entries.append(
+                    {
+                        "system_id": ref.system_id,
+                        "status": "ok",
+                        "format": ref.format,
+                        "file": ref.path,
+                        "group": ref.group,
+                        "extra": ref.extra,
+                        **summary,
+                        "seconds": round(time.perf_counter() - t0, 3),
+                    }
+                )
                 status = "ok"
             except InputError as err:
                 entries.append(_quarantine(ref, err))
                 status = f"QUARANTINED ({err.code}): {err.located(ref.path, ref.group)}"
             except (OSError, KeyError, ValueError, RuntimeError) as exc:
-                err = InputError(f"{type(exc).__name__}: {exc}",
-                                 "check that the file is complete and readable (re-copy it)",
-                                 code="unreadable")
+                err = InputError(
+                    f"{type(exc).__name__}: {exc}",
+                    "check that the file is complete and readable (re-copy it)",
+                    code="unreadable",
+                )
                 entries.append(_quarantine(ref, err))
                 status = f"QUARANTINED (unreadable): {err.located(ref.path, ref.group)}"
             log.info("[%d/%d] %s: %s", i, len(refs), ref.system_id, status)
@@ -92,7 +115,8 @@ def preprocess_shard(
             raise StrictModeError(
                 f"strict mode: {len(quarantined)} of {len(refs)} systems quarantined; first: "
                 f"{first['file']} [{first['group'] or first['system_id']}]: {first['reason']}. "
-                f"Fix: {first['fix']} (or set strict: false to skip such systems)")
+                f"Fix: {first['fix']} (or set strict: false to skip such systems)"
+            )
     result = {
         "dataset": dataset,
         "shard": Path(output).name,

@@ -42,38 +42,53 @@ def check_raw(raw: RawSystem) -> None:
     """Reject empty, truncated, non-finite or inconsistent input before any work."""
     n = raw.n_atoms
     if raw.coords.ndim != 3 or raw.coords.shape[-1] != 3:
-        raise _fail(f"coordinates have shape {raw.coords.shape}, expected (frames, atoms, 3)",
-                    "re-export the trajectory", "bad_shape")
+        raise _fail(
+            f"coordinates have shape {raw.coords.shape}, expected (frames, atoms, 3)",
+            "re-export the trajectory",
+            "bad_shape",
+        )
     if raw.coords.shape[0] == 0:
         raise _fail("the trajectory has zero frames", "re-export or drop the system", "no_frames")
     if raw.coords.shape[1] != n:
-        raise _fail(f"topology has {n} atoms but coordinates have {raw.coords.shape[1]}",
-                    "pair the trajectory with the topology it was written for",
-                    "topology_mismatch")
+        raise _fail(
+            f"topology has {n} atoms but coordinates have {raw.coords.shape[1]}",
+            "pair the trajectory with the topology it was written for",
+            "topology_mismatch",
+        )
     for name in ("atom_names", "residue_names", "residue_ids", "chain_ids"):
         if len(getattr(raw, name)) != n:
-            raise _fail(f"{name} has {len(getattr(raw, name))} entries for {n} atoms",
-                        "re-export the topology", "topology_mismatch")
+            raise _fail(
+                f"{name} has {len(getattr(raw, name))} entries for {n} atoms",
+                "re-export the topology",
+                "topology_mismatch",
+            )
     bad = ~np.isfinite(raw.coords)
     if bad.any():
         frames = np.flatnonzero(bad.any(axis=(1, 2)))
-        raise _fail(f"{bad.sum()} NaN/Inf coordinates in {len(frames)} frames (first: frame "
-                    f"{frames[0]})", "drop the damaged frames or re-export the trajectory",
-                    "non_finite")
+        raise _fail(
+            f"{bad.sum()} NaN/Inf coordinates in {len(frames)} frames (first: frame {frames[0]})",
+            "drop the damaged frames or re-export the trajectory",
+            "non_finite",
+        )
     unknown = sorted({e for e in raw.elements.tolist() if atomic_number(e) == 0})
     if unknown:
         first = int(np.flatnonzero(np.isin(raw.elements, unknown))[0])
-        raise _fail(f"unknown element(s) {unknown} (first at atom {first}, "
-                    f"{raw.atom_names[first]} of {raw.residue_names[first]})",
-                    "give the topology proper element columns", "unknown_element")
+        raise _fail(
+            f"unknown element(s) {unknown} (first at atom {first}, "
+            f"{raw.atom_names[first]} of {raw.residue_names[first]})",
+            "give the topology proper element columns",
+            "unknown_element",
+        )
 
 
 def residue_keys(raw: RawSystem) -> np.ndarray:
     """Integer id per residue, changing whenever chain, number or name changes along the atoms."""
     change = np.ones(raw.n_atoms, dtype=bool)
-    change[1:] = ((raw.chain_ids[1:] != raw.chain_ids[:-1])
-                  | (raw.residue_ids[1:] != raw.residue_ids[:-1])
-                  | (raw.residue_names[1:] != raw.residue_names[:-1]))
+    change[1:] = (
+        (raw.chain_ids[1:] != raw.chain_ids[:-1])
+        | (raw.residue_ids[1:] != raw.residue_ids[:-1])
+        | (raw.residue_names[1:] != raw.residue_names[:-1])
+    )
     return np.cumsum(change) - 1
 
 
@@ -93,7 +108,10 @@ def classify(raw: RawSystem) -> np.ndarray:
 
 
 def decide_unit(
-    xyz0: np.ndarray, elements: np.ndarray, bonds: np.ndarray | None, raw: RawSystem,
+    xyz0: np.ndarray,
+    elements: np.ndarray,
+    bonds: np.ndarray | None,
+    raw: RawSystem,
     opts: ProcessOptions,
 ) -> UnitDecision:
     """Measure the unit on the solute of the first frame; stop when unsure unless forced."""
@@ -111,7 +129,9 @@ def decide_unit(
     return measured
 
 
-def _chain_and_residue_index(chain_ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _chain_and_residue_index(
+    chain_ids: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     order = {c: i for i, c in enumerate(dict.fromkeys(chain_ids.tolist()))}
     chain_index = np.array([order[c] for c in chain_ids.tolist()], dtype=np.int32)
     residue_index = np.zeros(len(keys), dtype=np.int32)
@@ -133,16 +153,28 @@ def tokens(mol_type: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def topology_hash(fields: dict[str, np.ndarray]) -> str:
     """Content hash of the topology (not the coordinates): replicas share it."""
     h = hashlib.sha256()
-    for name in ("elements", "atom_names", "residue_names", "residue_index", "chain_index",
-                 "mol_type", "token_index", "bonds"):
+    for name in (
+        "elements",
+        "atom_names",
+        "residue_names",
+        "residue_index",
+        "chain_index",
+        "mol_type",
+        "token_index",
+        "bonds",
+    ):
         arr = np.asarray(fields[name])
         h.update(name.encode())
         h.update("\x1f".join(arr.astype(str).ravel().tolist()).encode())
     return h.hexdigest()[:32]
 
 
-def sequences(mol_type: np.ndarray, chain_index: np.ndarray, token_index: np.ndarray,
-              residue_names: np.ndarray) -> dict[str, str]:
+def sequences(
+    mol_type: np.ndarray,
+    chain_index: np.ndarray,
+    token_index: np.ndarray,
+    residue_names: np.ndarray,
+) -> dict[str, str]:
     """One-letter sequence of each polymer chain."""
     out: dict[str, str] = {}
     firsts = np.flatnonzero(np.r_[True, token_index[1:] != token_index[:-1]])
@@ -173,8 +205,11 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     solute = mol_all >= 0
     keep = solute & (opts.hydrogens | (raw.elements != "H"))
     if not keep.any():
-        raise _fail("no atoms left after removing solvent, ions and hydrogens",
-                    "check residue names (solvent/ion names are removed)", "empty_selection")
+        raise _fail(
+            "no atoms left after removing solvent, ions and hydrogens",
+            "check residue names (solvent/ion names are removed)",
+            "empty_selection",
+        )
     # Solute only from here on (hydrogens kept while the ligand is checked).
     sol = np.flatnonzero(solute)
     elements = raw.elements[sol]
@@ -196,11 +231,16 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     lig_local = np.flatnonzero(mol_sol == int(MolType.LIGAND))
     ligand: Ligand | None = None
     if len(lig_local):
-        qm = (raw.ligand_bonds is not None and raw.ligand_mask is not None
-              and len(lig_local) == int(raw.ligand_mask.sum()))
+        qm = (
+            raw.ligand_bonds is not None
+            and raw.ligand_mask is not None
+            and len(lig_local) == int(raw.ligand_mask.sum())
+        )
         ligand = perceive_ligand(
-            xyz[0, lig_local], elements[lig_local],
-            raw.ligand_bonds if qm else None, raw.ligand_bond_orders if qm else None,
+            xyz[0, lig_local],
+            elements[lig_local],
+            raw.ligand_bonds if qm else None,
+            raw.ligand_bond_orders if qm else None,
             raw.ligand_charge,
         )
         inside = np.isin(bonds, lig_local).any(axis=1)
@@ -253,10 +293,15 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "notes": list(raw.notes),
     }
     if ligand is not None:
-        attrs["ligand"] = {"smiles": ligand.smiles, "charge": ligand.charge,
-                           "scaffold": ligand.scaffold, "orders_known": ligand.orders_known}
-    system = ProcessedSystem(raw.ref.system_id, xyz.astype(np.float32), times, **fields,
-                             attrs=attrs)
+        attrs["ligand"] = {
+            "smiles": ligand.smiles,
+            "charge": ligand.charge,
+            "scaffold": ligand.scaffold,
+            "orders_known": ligand.orders_known,
+        }
+    system = ProcessedSystem(
+        raw.ref.system_id, xyz.astype(np.float32), times, **fields, attrs=attrs
+    )
     summary = {
         "n_frames": system.n_frames,
         "n_atoms": system.n_atoms,
@@ -264,8 +309,12 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "n_bonds": len(bonds),
         "topology_hash": topo_hash,
         "frame_dt_ns": float(dt),
-        "unit": {"detected": unit.unit, "confidence": float(unit.confidence),
-                 "forced": unit.forced, "evidence": unit.evidence},
+        "unit": {
+            "detected": unit.unit,
+            "confidence": float(unit.confidence),
+            "forced": unit.forced,
+            "evidence": unit.evidence,
+        },
         "sequences": sequences(mol_type, chain_index, token_index, fields["residue_names"]),
         "ligand": attrs.get("ligand"),
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),

@@ -35,7 +35,7 @@ def unit_hash(seed: int, text: str) -> float:
 
 
 def _kmers(seq: str) -> Counter[str]:
-    return Counter(seq[i:i + KMER] for i in range(len(seq) - KMER + 1))
+    return Counter(seq[i : i + KMER] for i in range(len(seq) - KMER + 1))
 
 
 def sequence_identity(a: str, b: str, aligner: Align.PairwiseAligner) -> float:
@@ -66,8 +66,13 @@ def _may_reach(a: str, b: str, ka: Counter[str], kb: Counter[str], identity: flo
 def cluster_sequences(sequences: dict[str, str], identity: float) -> dict[str, str]:
     """Greedy clustering (longest first, like CD-HIT): key -> cluster id (hash of its
     representative sequence)."""
-    aligner = Align.PairwiseAligner(mode="global", match_score=1.0, mismatch_score=0.0,
-                                    open_gap_score=-1.0, extend_gap_score=-0.1)
+    aligner = Align.PairwiseAligner(
+        mode="global",
+        match_score=1.0,
+        mismatch_score=0.0,
+        open_gap_score=-1.0,
+        extend_gap_score=-0.1,
+    )
     unique = sorted(set(sequences.values()), key=lambda s: (-len(s), s))
     reps: list[tuple[str, Counter[str]]] = []
     rep_of: dict[str, str] = {}
@@ -104,8 +109,13 @@ def assign_splits(families: dict[str, str], cfg: SplitConfig) -> dict[str, tuple
         split = {}
         for s in ranked:
             v = unit_hash(cfg.seed, f"system:{s}")
-            split[s] = ("test" if v < cfg.id_test_fraction
-                        else "val" if v < cfg.id_test_fraction + cfg.id_val_fraction else "train")
+            split[s] = (
+                "test"
+                if v < cfg.id_test_fraction
+                else "val"
+                if v < cfg.id_test_fraction + cfg.id_val_fraction
+                else "train"
+            )
         if "train" not in split.values():
             split[ranked[-1]] = "train"
         out.update({s: (split[s], False) for s in sids})

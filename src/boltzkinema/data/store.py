@@ -19,8 +19,18 @@ import h5py
 import numpy as np
 
 _STR = h5py.string_dtype("utf-8")
-TOPOLOGY_FIELDS = ("atom_names", "elements", "residue_names", "residue_index", "chain_index",
-                   "mol_type", "token_index", "observed_mask", "bonds", "bond_lengths")
+TOPOLOGY_FIELDS = (
+    "atom_names",
+    "elements",
+    "residue_names",
+    "residue_index",
+    "chain_index",
+    "mol_type",
+    "token_index",
+    "observed_mask",
+    "bonds",
+    "bond_lengths",
+)
 _STRING_FIELDS = ("atom_names", "elements", "residue_names")
 
 
@@ -73,8 +83,11 @@ class ShardWriter:
             raise ValueError(f"system {system.system_id!r} written twice to {self.path}")
         g = self._systems.create_group(system.system_id)
         m = system.n_atoms
-        g.create_dataset("coords", data=system.coords.astype(np.float32),
-                         chunks=(1, max(m, 1), 3) if system.n_frames else None)
+        g.create_dataset(
+            "coords",
+            data=system.coords.astype(np.float32),
+            chunks=(1, max(m, 1), 3) if system.n_frames else None,
+        )
         g.create_dataset("times_ns", data=system.times_ns.astype(np.float64))
         for name in TOPOLOGY_FIELDS:
             value = getattr(system, name)
@@ -135,14 +148,18 @@ class ShardReader:
         data = self._systems[system_id]["coords"][uniq]
         return data[inverse]
 
-    def load(self, system_id: str, frames: Sequence[int] | np.ndarray | None = None) -> ProcessedSystem:
+    def load(
+        self, system_id: str, frames: Sequence[int] | np.ndarray | None = None
+    ) -> ProcessedSystem:
         """The whole system, or only the chosen frames."""
         g = self._systems[system_id]
         fields: dict[str, Any] = {}
         for name in TOPOLOGY_FIELDS:
             value = g[name][()]
             if name in _STRING_FIELDS:
-                value = np.array([v.decode() if isinstance(v, bytes) else v for v in value], dtype=str)
+                value = np.array(
+                    [v.decode() if isinstance(v, bytes) else v for v in value], dtype=str
+                )
             fields[name] = value
         times = g["times_ns"][()]
         if frames is None:

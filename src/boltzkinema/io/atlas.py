@@ -25,8 +25,15 @@ def discover(dataset: str, directories: list[str]) -> list[SystemRef]:
             if not m:
                 continue
             pdb = traj.with_name(f"{m['name']}.pdb")
-            refs.append(SystemRef(f"{dataset}.{m['name']}_R{m['rep']}", "atlas", str(traj),
-                                  topology=str(pdb), extra={"replica": int(m["rep"])}))
+            refs.append(
+                SystemRef(
+                    f"{dataset}.{m['name']}_R{m['rep']}",
+                    "atlas",
+                    str(traj),
+                    topology=str(pdb),
+                    extra={"replica": int(m["rep"])},
+                )
+            )
     return refs
 
 

@@ -20,17 +20,71 @@ class MolType(IntEnum):
 
 # Canonical residue for every protein residue name we accept (AMBER, CHARMM and PDB variants).
 PROTEIN_RESIDUES: dict[str, str] = {
-    **{n: n for n in (
-        "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()
-    )},
-    "HIE": "HIS", "HID": "HIS", "HIP": "HIS", "HSD": "HIS", "HSE": "HIS", "HSP": "HIS",
-    "CYX": "CYS", "CYM": "CYS", "ASH": "ASP", "GLH": "GLU", "LYN": "LYS", "MSE": "MET",
-    "ACE": "ACE", "NME": "NME", "NMA": "NME", "NH2": "NH2",
+    **{
+        n: n
+        for n in (
+            [
+                "ALA",
+                "ARG",
+                "ASN",
+                "ASP",
+                "CYS",
+                "GLN",
+                "GLU",
+                "GLY",
+                "HIS",
+                "ILE",
+                "LEU",
+                "LYS",
+                "MET",
+                "PHE",
+                "PRO",
+                "SER",
+                "THR",
+                "TRP",
+                "TYR",
+                "VAL",
+            ]
+        )
+    },
+    "HIE": "HIS",
+    "HID": "HIS",
+    "HIP": "HIS",
+    "HSD": "HIS",
+    "HSE": "HIS",
+    "HSP": "HIS",
+    "CYX": "CYS",
+    "CYM": "CYS",
+    "ASH": "ASP",
+    "GLH": "GLU",
+    "LYN": "LYS",
+    "MSE": "MET",
+    "ACE": "ACE",
+    "NME": "NME",
+    "NMA": "NME",
+    "NH2": "NH2",
 }
 ONE_LETTER: dict[str, str] = {
-    "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E",
-    "GLY": "G", "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F",
-    "PRO": "P", "SER": "S", "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V",
+    "ALA": "A",
+    "ARG": "R",
+    "ASN": "N",
+    "ASP": "D",
+    "CYS": "C",
+    "GLN": "Q",
+    "GLU": "E",
+    "GLY": "G",
+    "HIS": "H",
+    "ILE": "I",
+    "LEU": "L",
+    "LYS": "K",
+    "MET": "M",
+    "PHE": "F",
+    "PRO": "P",
+    "SER": "S",
+    "THR": "T",
+    "TRP": "W",
+    "TYR": "Y",
+    "VAL": "V",
 }
 CAPS = frozenset({"ACE", "NME", "NH2"})
 
@@ -44,14 +98,73 @@ for _b in "ACGU":
         RNA_RESIDUES[_name] = _b
 
 SOLVENT_RESIDUES = frozenset(
-    "HOH WAT SOL H2O DOD TIP TIP3 TIP4 TIP5 TP3 T3P T4P T4E SPC SPCE OPC".split()
+    [
+        "HOH",
+        "WAT",
+        "SOL",
+        "H2O",
+        "DOD",
+        "TIP",
+        "TIP3",
+        "TIP4",
+        "TIP5",
+        "TP3",
+        "T3P",
+        "T4P",
+        "T4E",
+        "SPC",
+        "SPCE",
+        "OPC",
+    ]
 )
 ION_RESIDUES = frozenset(
-    """NA CL K MG CA ZN MN FE FE2 CU CO NI CD LI RB CS BR IOD F SR BA HG
-    NA+ CL- K+ MG2 CA2 ZN2 SOD CLA POT CAL CES LIT RUB Na+ Cl- K+ Na Cl""".split()
+    [
+        "NA",
+        "CL",
+        "K",
+        "MG",
+        "CA",
+        "ZN",
+        "MN",
+        "FE",
+        "FE2",
+        "CU",
+        "CO",
+        "NI",
+        "CD",
+        "LI",
+        "RB",
+        "CS",
+        "BR",
+        "IOD",
+        "F",
+        "SR",
+        "BA",
+        "HG",
+        "NA+",
+        "CL-",
+        "K+",
+        "MG2",
+        "CA2",
+        "ZN2",
+        "SOD",
+        "CLA",
+        "POT",
+        "CAL",
+        "CES",
+        "LIT",
+        "RUB",
+        "Na+",
+        "Cl-",
+        "K+",
+        "Na",
+        "Cl",
+    ]
 )
 # Crystallisation additives and buffers: kept as "other", never called a ligand.
-ADDITIVE_RESIDUES = frozenset("GOL EDO SO4 PO4 ACT PEG DMS FMT MPD BME EPE TRS CIT".split())
+ADDITIVE_RESIDUES = frozenset(
+    ["GOL", "EDO", "SO4", "PO4", "ACT", "PEG", "DMS", "FMT", "MPD", "BME", "EPE", "TRS", "CIT"]
+)
 
 SOLVENT_AND_IONS = SOLVENT_RESIDUES | ION_RESIDUES
 

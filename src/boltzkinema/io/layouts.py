@@ -69,19 +69,25 @@ def write_misato(
             begins = [0] + ([int(np.flatnonzero(lig)[0])] if lig.any() else [])
             g.create_dataset("molecules_begin_atom_index", data=np.array(begins, dtype=np.int64))
             xyz = traj.xyz.astype(np.float64) * 10.0
-            g.create_dataset("trajectory_coordinates", data=xyz, compression="gzip",
-                             chunks=(1, *xyz.shape[1:]))
+            g.create_dataset(
+                "trajectory_coordinates", data=xyz, compression="gzip", chunks=(1, *xyz.shape[1:])
+            )
             if lig.any():
                 lx = xyz[:, lig]
-                g.create_dataset("frames_rmsd_ligand",
-                                 data=np.sqrt(((lx - lx[:1]) ** 2).sum(-1).mean(-1)))
-                g.create_dataset("frames_distance", data=np.linalg.norm(
-                    lx.mean(1) - xyz[:, ~lig].mean(1), axis=1))
+                g.create_dataset(
+                    "frames_rmsd_ligand", data=np.sqrt(((lx - lx[:1]) ** 2).sum(-1).mean(-1))
+                )
+                g.create_dataset(
+                    "frames_distance",
+                    data=np.linalg.norm(lx.mean(1) - xyz[:, ~lig].mean(1), axis=1),
+                )
     tmp.replace(path)
 
 
-def write_mdcath(path: Path, domain: str, replicas: dict[tuple[int, int], mdtraj.Trajectory]) -> None:
-    """mdCATH domain file: topology arrays, ``pdbProteinAtoms`` and ``{T}/{replica}/coords`` in Å."""
+def write_mdcath(
+    path: Path, domain: str, replicas: dict[tuple[int, int], mdtraj.Trajectory]
+) -> None:
+    """mdCATH domain file: topology arrays, ``pdbProteinAtoms``, ``{T}/{replica}/coords`` in Å."""
     first = next(iter(replicas.values()))
     top = first.topology
     pdb_tmp = path.with_name(path.name + ".pdb.tmp")
@@ -97,15 +103,19 @@ def write_mdcath(path: Path, domain: str, replicas: dict[tuple[int, int], mdtraj
         g.create_dataset("z", data=np.array([a.element.number for a in atoms], dtype=np.int64))
         g.create_dataset("resid", data=np.array([a.residue.resSeq for a in atoms], dtype=np.int64))
         g.create_dataset("resname", data=np.array([a.residue.name for a in atoms], dtype="S4"))
-        g.create_dataset("chain", data=np.array(
-            [a.residue.chain.chain_id or "A" for a in atoms], dtype="S1"))
+        g.create_dataset(
+            "chain", data=np.array([a.residue.chain.chain_id or "A" for a in atoms], dtype="S1")
+        )
         g.create_dataset("pdbProteinAtoms", data=pdb_text)
-        g.attrs.update(numProteinAtoms=top.n_atoms, numResidues=top.n_residues,
-                       numChains=top.n_chains)
+        g.attrs.update(
+            numProteinAtoms=top.n_atoms, numResidues=top.n_residues, numChains=top.n_chains
+        )
         for (temp, rep), traj in replicas.items():
             r = g.create_group(f"{temp}/{rep}")
             xyz = (traj.xyz * 10.0).astype(np.float32)
-            ds = r.create_dataset("coords", data=xyz, compression="gzip", chunks=(1, *xyz.shape[1:]))
+            ds = r.create_dataset(
+                "coords", data=xyz, compression="gzip", chunks=(1, *xyz.shape[1:])
+            )
             ds.attrs["unit"] = "Angstrom"
             r.attrs["numFrames"] = traj.n_frames
             ca = traj.topology.select("name CA")

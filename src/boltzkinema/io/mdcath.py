@@ -27,18 +27,29 @@ def discover(dataset: str, patterns: list[str]) -> list[SystemRef]:
             with h5py.File(path, "r") as f:
                 for domain in sorted(f):
                     for temp in sorted((k for k in f[domain] if k.isdigit()), key=int):
-                        for rep in sorted(f[domain][temp], key=lambda r: int(r) if r.isdigit() else r):
-                            refs.append(SystemRef(
-                                f"{dataset}.{domain}_{temp}K_r{rep}", "mdcath", path,
-                                group=f"{domain}/{temp}/{rep}",
-                                extra={"domain": domain, "temperature_k": int(temp),
-                                       "replica": rep},
-                            ))
+                        for rep in sorted(
+                            f[domain][temp], key=lambda r: int(r) if r.isdigit() else r
+                        ):
+                            refs.append(
+                                SystemRef(
+                                    f"{dataset}.{domain}_{temp}K_r{rep}",
+                                    "mdcath",
+                                    path,
+                                    group=f"{domain}/{temp}/{rep}",
+                                    extra={
+                                        "domain": domain,
+                                        "temperature_k": int(temp),
+                                        "replica": rep,
+                                    },
+                                )
+                            )
     return refs
 
 
 def _pdb_atom_names(text: str) -> list[str]:
-    return [line[12:16].strip() for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))]
+    return [
+        line[12:16].strip() for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))
+    ]
 
 
 def _strings(ds: h5py.Dataset) -> np.ndarray:
@@ -50,13 +61,17 @@ def load(ref: SystemRef) -> RawSystem:
     domain, temp, rep = ref.group.split("/")
     with h5py.File(ref.path, "r") as f:
         if ref.group not in f:
-            raise InputError(f"group {ref.group!r} not found", "rebuild the dataset index",
-                             code="missing_group")
+            raise InputError(
+                f"group {ref.group!r} not found", "rebuild the dataset index", code="missing_group"
+            )
         g = f[domain]
         missing = [k for k in ("element", "resid", "resname", "chain") if k not in g]
         if missing:
-            raise InputError(f"datasets {missing} missing", "use an unmodified mdCATH file",
-                             code="missing_dataset")
+            raise InputError(
+                f"datasets {missing} missing",
+                "use an unmodified mdCATH file",
+                code="missing_dataset",
+            )
         elements = np.array([normalise_element(e) for e in _strings(g["element"])], dtype=str)
         resnames = _strings(g["resname"])
         resids = np.asarray(g["resid"][()], dtype=np.int64)

@@ -35,8 +35,9 @@ def discover(dataset: str, inputs: list[dict[str, Any]]) -> list[SystemRef]:
         topology = entry["topology"]
         for pattern in entry["trajectories"]:
             for traj in sorted(glob.glob(pattern)) or [pattern]:
-                refs.append(SystemRef(f"{dataset}.{system_name(traj)}", "mdtraj", traj,
-                                      topology=topology))
+                refs.append(
+                    SystemRef(f"{dataset}.{system_name(traj)}", "mdtraj", traj, topology=topology)
+                )
     return refs
 
 
@@ -47,8 +48,14 @@ def topology_arrays(top: mdtraj.Topology) -> dict[str, np.ndarray]:
     return {
         "atom_names": np.array([a.name for a in atoms], dtype=str),
         "elements": np.array(
-            [normalise_element(a.element.symbol) if a.element is not None
-             and a.element.symbol else "X" for a in atoms], dtype=str),
+            [
+                normalise_element(a.element.symbol)
+                if a.element is not None and a.element.symbol
+                else "X"
+                for a in atoms
+            ],
+            dtype=str,
+        ),
         "residue_names": np.array([a.residue.name for a in atoms], dtype=str),
         "residue_ids": np.array([a.residue.resSeq for a in atoms], dtype=np.int64),
         "chain_ids": np.array([chain_letters[a.residue.chain.index] for a in atoms], dtype=str),
@@ -86,7 +93,10 @@ def load(ref: SystemRef) -> RawSystem:
     except (ValueError, OSError, RuntimeError, EOFError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "atoms" in message and ("topology" in message.lower() or "match" in message):
-            code, fix = "topology_mismatch", "pair the trajectory with the topology it was written for"
+            code, fix = (
+                "topology_mismatch",
+                "pair the trajectory with the topology it was written for",
+            )
         else:
             code, fix = "unreadable", "check that the file is complete (re-copy or re-export it)"
         raise InputError(f"mdtraj cannot read it: {message}", fix, code=code) from exc

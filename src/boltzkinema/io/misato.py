@@ -25,12 +25,25 @@ LIGAND_RESIDUE = "MOL"
 
 # AMBER (ff14SB library) order of heavy atoms per residue; hydrogens sit between them.
 _SIDE_CHAINS = {
-    "ALA": "CB", "ARG": "CB CG CD NE CZ NH1 NH2", "ASN": "CB CG OD1 ND2", "ASP": "CB CG OD1 OD2",
-    "CYS": "CB SG", "GLN": "CB CG CD OE1 NE2", "GLU": "CB CG CD OE1 OE2", "GLY": "",
-    "HIS": "CB CG ND1 CE1 NE2 CD2", "ILE": "CB CG2 CG1 CD1", "LEU": "CB CG CD1 CD2",
-    "LYS": "CB CG CD CE NZ", "MET": "CB CG SD CE", "PHE": "CB CG CD1 CE1 CZ CE2 CD2",
-    "SER": "CB OG", "THR": "CB CG2 OG1", "TRP": "CB CG CD1 NE1 CE2 CZ2 CH2 CZ3 CE3 CD2",
-    "TYR": "CB CG CD1 CE1 CZ OH CE2 CD2", "VAL": "CB CG1 CG2",
+    "ALA": "CB",
+    "ARG": "CB CG CD NE CZ NH1 NH2",
+    "ASN": "CB CG OD1 ND2",
+    "ASP": "CB CG OD1 OD2",
+    "CYS": "CB SG",
+    "GLN": "CB CG CD OE1 NE2",
+    "GLU": "CB CG CD OE1 OE2",
+    "GLY": "",
+    "HIS": "CB CG ND1 CE1 NE2 CD2",
+    "ILE": "CB CG2 CG1 CD1",
+    "LEU": "CB CG CD1 CD2",
+    "LYS": "CB CG CD CE NZ",
+    "MET": "CB CG SD CE",
+    "PHE": "CB CG CD1 CE1 CZ CE2 CD2",
+    "SER": "CB OG",
+    "THR": "CB CG2 OG1",
+    "TRP": "CB CG CD1 NE1 CE2 CZ2 CH2 CZ3 CE3 CD2",
+    "TYR": "CB CG CD1 CE1 CZ OH CE2 CD2",
+    "VAL": "CB CG1 CG2",
 }
 HEAVY_ORDER: dict[str, list[str]] = {
     name: ["N", "CA", *sc.split(), "C", "O"] for name, sc in _SIDE_CHAINS.items()
@@ -38,8 +51,16 @@ HEAVY_ORDER: dict[str, list[str]] = {
 HEAVY_ORDER["PRO"] = ["N", "CD", "CG", "CB", "CA", "C", "O"]
 HEAVY_ORDER["ACE"] = ["CH3", "C", "O"]
 HEAVY_ORDER["NME"] = ["N", "CH3"]
-_ALIASES = {"HIE": "HIS", "HID": "HIS", "HIP": "HIS", "CYX": "CYS", "CYM": "CYS",
-            "ASH": "ASP", "GLH": "GLU", "LYN": "LYS"}
+_ALIASES = {
+    "HIE": "HIS",
+    "HID": "HIS",
+    "HIP": "HIS",
+    "CYX": "CYS",
+    "CYM": "CYS",
+    "ASH": "ASP",
+    "GLH": "GLU",
+    "LYN": "LYS",
+}
 
 
 @cache
@@ -126,17 +147,20 @@ def _residues_of_segment(
     return res_ids, names
 
 
-def _qm_ligand(qm_path: str, key: str, n_ligand: int) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Ligand bonds (0-based pairs), bond orders and total charge from MISATO's QM file."""
+def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Ligand elements, bonds (0-based unique pairs), bond orders and total charge from MISATO's
+    QM file, or None when it has no entry for ``key``."""
     with h5py.File(qm_path, "r") as f:
         g = f.get(key.upper()) or f.get(key)
         if g is None or "atom_properties/bonds" not in g:
             return None
-        if len(g["atom_properties/atom_names"]) != n_ligand:
-            return None
+        numbers = [int(v) for v in g["atom_properties/atom_names"][()]]
         bonds = np.asarray(g["atom_properties/bonds"][()])
-        charge = int(round(float(g["mol_properties/total_charge"][()])))
-    return bonds[:, :2].astype(np.int64), bonds[:, 2].astype(np.float64), charge
+        charge = round(float(g["mol_properties/total_charge"][()]))
+    pairs = np.sort(bonds[:, :2].astype(np.int64), axis=1)
+    pairs, first = np.unique(pairs, axis=0, return_index=True)
+    elements = np.array([element_symbol(z) for z in numbers])
+    return elements, pairs, bonds[first, 2].astype(np.float64), charge
 
 
 def load(
@@ -148,13 +172,17 @@ def load(
     key = ref.group
     with h5py.File(ref.path, "r") as f:
         if key not in f:
-            raise InputError(f"group {key!r} not found", "rebuild the dataset index",
-                             code="missing_group")
+            raise InputError(
+                f"group {key!r} not found", "rebuild the dataset index", code="missing_group"
+            )
         g = f[key]
         for name in ("atoms_number", "atoms_residue", "molecules_begin_atom_index"):
             if name not in g:
-                raise InputError(f"dataset {name!r} missing", "use an unmodified MISATO MD.hdf5",
-                                 code="missing_dataset")
+                raise InputError(
+                    f"dataset {name!r} missing",
+                    "use an unmodified MISATO MD.hdf5",
+                    code="missing_dataset",
+                )
         numbers = np.asarray(g["atoms_number"][()], dtype=np.int64)
         res_codes = np.asarray(g["atoms_residue"][()], dtype=np.int64)
         begins = np.asarray(g["molecules_begin_atom_index"][()], dtype=np.int64)
@@ -165,16 +193,22 @@ def load(
             ds = g["atoms_coordinates_ref"]
             notes = ["no trajectory_coordinates: using the single reference frame"]
         else:
-            raise InputError("no trajectory_coordinates or atoms_coordinates_ref",
-                             "use an unmodified MISATO MD.hdf5", code="missing_dataset")
+            raise InputError(
+                "no trajectory_coordinates or atoms_coordinates_ref",
+                "use an unmodified MISATO MD.hdf5",
+                code="missing_dataset",
+            )
         coords = np.asarray(ds[()], dtype=np.float64)
         unit_attr = ds.attrs.get("units", ds.attrs.get("unit"))
     if coords.ndim == 2:
         coords = coords[None]
     n = len(numbers)
     if len(res_codes) != n:
-        raise InputError(f"atoms_residue has {len(res_codes)} entries for {n} atoms",
-                         "the topology arrays disagree; re-export the group", code="topology_mismatch")
+        raise InputError(
+            f"atoms_residue has {len(res_codes)} entries for {n} atoms",
+            "the topology arrays disagree; re-export the group",
+            code="topology_mismatch",
+        )
     elements = np.array([element_symbol(z) if 0 < z < 119 else "X" for z in numbers])
     resnames = np.array([residue_name(c) for c in res_codes])
 
@@ -199,8 +233,8 @@ def load(
         poly = np.flatnonzero(~seg_lig) + a
         if len(poly):
             ids, names = _residues_of_segment(resnames, elements, poly[0], poly[-1] + 1, key)
-            residue_ids[poly[0]:poly[-1] + 1] = ids
-            atom_names[poly[0]:poly[-1] + 1] = names
+            residue_ids[poly[0] : poly[-1] + 1] = ids
+            atom_names[poly[0] : poly[-1] + 1] = names
         lig = np.flatnonzero(seg_lig) + a
         if len(lig) and (resnames[lig] == LIGAND_RESIDUE).all():
             residue_ids[lig] = 1 + (residue_ids[poly].max() if len(poly) else 0)
@@ -229,8 +263,10 @@ def load(
     if raw.unit_hint not in ("nm", "angstrom"):
         raw.unit_hint = {"a": "angstrom", "ang": "angstrom", "nanometer": "nm"}.get(raw.unit_hint)
     if qm_path and ligand.any() and Path(qm_path).exists():
-        qm = _qm_ligand(qm_path, key, int(ligand.sum()))
-        if qm is not None:
-            raw.ligand_bonds, raw.ligand_bond_orders, raw.ligand_charge = qm
+        qm = _qm_ligand(qm_path, key)
+        if qm is not None and np.array_equal(qm[0], elements[ligand]):
+            _, raw.ligand_bonds, raw.ligand_bond_orders, raw.ligand_charge = qm
             raw.notes.append(f"ligand bonds and charge from QM file {qm_path}")
+        elif qm is not None:
+            raw.notes.append("QM file atoms differ from the MD ligand atoms: bonds perceived")
     return raw

@@ -81,7 +81,11 @@ def neighbour_evidence(xyz: np.ndarray, elements: np.ndarray) -> dict | None:
         return None
     observed = float(np.median(nn))
     ratio = observed / 1.45
-    return {"median_nn": observed, "expected_angstrom": 1.45, "log_odds": _log_odds_angstrom(ratio, 0.12)}
+    return {
+        "median_nn": observed,
+        "expected_angstrom": 1.45,
+        "log_odds": _log_odds_angstrom(ratio, 0.12),
+    }
 
 
 def extent_evidence(xyz: np.ndarray, elements: np.ndarray) -> dict | None:
@@ -93,7 +97,11 @@ def extent_evidence(xyz: np.ndarray, elements: np.ndarray) -> dict | None:
     pts = xyz[heavy]
     rg = float(np.sqrt(((pts - pts.mean(0)) ** 2).sum(1).mean()))
     expected = 2.2 * (n / 7.8) ** 0.38
-    return {"rg": rg, "expected_angstrom": expected, "log_odds": _log_odds_angstrom(rg / expected, 0.35)}
+    return {
+        "rg": rg,
+        "expected_angstrom": expected,
+        "log_odds": _log_odds_angstrom(rg / expected, 0.35),
+    }
 
 
 def detect_unit(

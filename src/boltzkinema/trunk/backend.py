@@ -27,8 +27,11 @@ class TrunkEmbedding:
 
     def validate(self, n_tokens: int, c_s: int, c_z: int) -> None:
         """Raise ValueError unless the shapes are (N, c_s), (N, c_s), (N, N, c_z)."""
-        expected = {"s_inputs": (n_tokens, c_s), "s_trunk": (n_tokens, c_s),
-                    "z_trunk": (n_tokens, n_tokens, c_z)}
+        expected = {
+            "s_inputs": (n_tokens, c_s),
+            "s_trunk": (n_tokens, c_s),
+            "z_trunk": (n_tokens, n_tokens, c_z),
+        }
         for name, shape in expected.items():
             got = getattr(self, name).shape
             if got != shape:
@@ -59,6 +62,7 @@ def register(name: str) -> Callable[[Callable[..., TrunkBackend]], Callable[...,
     def wrap(factory: Callable[..., TrunkBackend]) -> Callable[..., TrunkBackend]:
         BACKENDS[name] = factory
         return factory
+
     return wrap
 
 

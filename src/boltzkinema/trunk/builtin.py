@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from boltzkinema.data.store import ProcessedSystem
-from boltzkinema.io.chemistry import DNA_RESIDUES, ONE_LETTER, PROTEIN_RESIDUES, RNA_RESIDUES, MolType
+from boltzkinema.io.chemistry import (
+    DNA_RESIDUES,
+    ONE_LETTER,
+    PROTEIN_RESIDUES,
+    RNA_RESIDUES,
+    MolType,
+)
 from boltzkinema.trunk.backend import TrunkEmbedding, register
 
 RESIDUE_VOCAB = [*sorted(ONE_LETTER), "UNKP", "DA", "DC", "DG", "DT", "A", "C", "G", "U", "UNKN"]
@@ -48,15 +54,26 @@ def token_table(system: ProcessedSystem) -> dict[str, np.ndarray]:
     np.add.at(centre, tok, ref)
     centre /= counts[:, None]
     mol = system.mol_type[first].astype(np.int64)
-    res_class = np.array([_residue_class(str(system.residue_names[i]), int(m))
-                          for i, m in zip(first, mol, strict=True)])
+    res_class = np.array(
+        [
+            _residue_class(str(system.residue_names[i]), int(m))
+            for i, m in zip(first, mol, strict=True)
+        ]
+    )
     elem = [str(system.elements[i]) for i in first]
-    elem_class = np.array([ELEMENT_VOCAB.index(e) if e in ELEMENT_VOCAB else len(ELEMENT_VOCAB) - 1
-                           for e in elem])
-    return {"first": first, "centre": centre, "count": counts, "mol": mol,
-            "res_class": res_class, "elem_class": elem_class,
-            "chain": system.chain_index[first].astype(np.int64),
-            "residue": system.residue_index[first].astype(np.int64)}
+    elem_class = np.array(
+        [ELEMENT_VOCAB.index(e) if e in ELEMENT_VOCAB else len(ELEMENT_VOCAB) - 1 for e in elem]
+    )
+    return {
+        "first": first,
+        "centre": centre,
+        "count": counts,
+        "mol": mol,
+        "res_class": res_class,
+        "elem_class": elem_class,
+        "chain": system.chain_index[first].astype(np.int64),
+        "residue": system.residue_index[first].astype(np.int64),
+    }
 
 
 def _one_hot(idx: np.ndarray, size: int) -> np.ndarray:
@@ -94,19 +111,23 @@ class BuiltinTrunk:
         same_chain_next = np.r_[t["chain"][1:] == t["chain"][:-1], False]
         same_chain_prev = np.r_[False, t["chain"][1:] == t["chain"][:-1]]
         is_atom_token = np.isin(t["mol"], [MolType.LIGAND, MolType.OTHER])
-        return np.concatenate([
-            _one_hot(t["res_class"], len(RESIDUE_VOCAB)),
-            _one_hot(np.where(is_atom_token, t["elem_class"], -1), len(ELEMENT_VOCAB)),
-            _one_hot(t["mol"], len(MolType)),
-            np.log1p(t["count"])[:, None],
-            degree[:, None] / 4.0,
-            (~same_chain_prev)[:, None].astype(float),
-            (~same_chain_next)[:, None].astype(float),
-            np.ones((n, 1)),
-        ], axis=1)
+        return np.concatenate(
+            [
+                _one_hot(t["res_class"], len(RESIDUE_VOCAB)),
+                _one_hot(np.where(is_atom_token, t["elem_class"], -1), len(ELEMENT_VOCAB)),
+                _one_hot(t["mol"], len(MolType)),
+                np.log1p(t["count"])[:, None],
+                degree[:, None] / 4.0,
+                (~same_chain_prev)[:, None].astype(float),
+                (~same_chain_next)[:, None].astype(float),
+                np.ones((n, 1)),
+            ],
+            axis=1,
+        )
 
-    def _pair_features(self, t: dict[str, np.ndarray], rows: slice, token_bonds: np.ndarray
-                       ) -> np.ndarray:
+    def _pair_features(
+        self, t: dict[str, np.ndarray], rows: slice, token_bonds: np.ndarray
+    ) -> np.ndarray:
         chain, res, centre = t["chain"], t["residue"], t["centre"]
         n = len(chain)
         same = chain[rows, None] == chain[None, :]
@@ -118,7 +139,9 @@ class BuiltinTrunk:
         feats[..., 2 * MAX_OFFSET + 2] = same
         feats[..., 2 * MAX_OFFSET + 3] = token_bonds[rows]
         d = np.linalg.norm(centre[rows, None] - centre[None, :], axis=-1)
-        feats[..., 2 * MAX_OFFSET + 4:] = np.exp(-((d[..., None] - RBF_CENTRES) / RBF_WIDTH) ** 2)
+        feats[..., 2 * MAX_OFFSET + 4 :] = np.exp(
+            -(((d[..., None] - RBF_CENTRES) / RBF_WIDTH) ** 2)
+        )
         return feats
 
     def embed(self, system: ProcessedSystem) -> TrunkEmbedding:

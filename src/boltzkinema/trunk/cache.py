@@ -27,16 +27,26 @@ TENSORS = ("s_inputs", "s_trunk", "z_trunk")
 
 
 def cache_key(backend: TrunkBackend, topology_hash: str) -> str:
-    payload = json.dumps({"backend": backend.name, "version": backend.version,
-                          "params": backend.params(), "topology": topology_hash}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "backend": backend.name,
+            "version": backend.version,
+            "params": backend.params(),
+            "topology": topology_hash,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) -> None:
     """Write float16 tensors to a temporary file, then rename into place."""
     tmp = tmp_path(path)
-    save_file({k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS},
-              str(tmp), metadata=metadata)
+    save_file(
+        {k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS},
+        str(tmp),
+        metadata=metadata,
+    )
     os.replace(tmp, path)
 
 
@@ -49,8 +59,10 @@ def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
             metadata = f.metadata() or {}
         arrays = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable trunk embedding ({exc}); delete it and rerun "
-                         "the trunk_cache rule") from exc
+        raise ValueError(
+            f"{path}: not a readable trunk embedding ({exc}); delete it and rerun "
+            "the trunk_cache rule"
+        ) from exc
     missing = [k for k in TENSORS if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing tensors {missing}; delete it and rerun trunk_cache")
@@ -91,20 +103,37 @@ def build_trunk_cache(
                 system = reader.load(sid, frames=[0])
                 emb = backend.embed(system)
                 emb.validate(system.n_tokens, backend.c_s, backend.c_z)
-                save_embedding(path, emb, {
-                    "key": key, "backend": backend.name, "version": backend.version,
-                    "params": json.dumps(backend.params(), sort_keys=True),
-                    "topology_hash": attrs["topology_hash"], "n_tokens": str(system.n_tokens),
-                    "reference_system": sid,
-                })
+                save_embedding(
+                    path,
+                    emb,
+                    {
+                        "key": key,
+                        "backend": backend.name,
+                        "version": backend.version,
+                        "params": json.dumps(backend.params(), sort_keys=True),
+                        "topology_hash": attrs["topology_hash"],
+                        "n_tokens": str(system.n_tokens),
+                        "reference_system": sid,
+                    },
+                )
                 computed += 1
             else:
                 reused += 1
-            systems[sid] = {"key": key, "path": os.path.relpath(path, results_root),
-                            "topology_hash": attrs["topology_hash"], "computed": fresh}
+            systems[sid] = {
+                "key": key,
+                "path": os.path.relpath(path, results_root),
+                "topology_hash": attrs["topology_hash"],
+                "computed": fresh,
+            }
             log.info("[%d/%d] %s: %s %s", i, len(ids), sid, "computed" if fresh else "reused", key)
-    index = {"backend": backend.name, "version": backend.version, "params": backend.params(),
-             "shard": os.path.relpath(shard, results_root), "computed": computed,
-             "reused": reused, "systems": systems}
+    index = {
+        "backend": backend.name,
+        "version": backend.version,
+        "params": backend.params(),
+        "shard": os.path.relpath(shard, results_root),
+        "computed": computed,
+        "reused": reused,
+        "systems": systems,
+    }
     atomic_write_text(index_out, json.dumps(index, indent=1) + "\n")
     return index

@@ -1,0 +1,74 @@
+"""Shared paths and helpers for building real-layout fixtures from the bundled example."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "resources" / "example"
+MISATO_FIXTURES = Path(__file__).parent / "data" / "misato"
+EXAMPLE_MISATO = EXAMPLE / "misato" / "MD.hdf5"
+EXAMPLE_GROUP = "187L"
+
+
+def copy_misato_group(
+    src: Path,
+    key: str,
+    dst: h5py.File,
+    new_key: str,
+    overrides: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+) -> None:
+    """Copy one MISATO group, replacing or dropping datasets (to make bad or altered inputs)."""
+    overrides = overrides or {}
+    with h5py.File(src, "r") as f:
+        g = dst.create_group(new_key)
+        for name, ds in f[key].items():
+            if name in drop:
+                continue
+            g.create_dataset(name, data=overrides.get(name, ds[()]))
+        for name, value in overrides.items():
+            if name not in g:
+                g.create_dataset(name, data=value)
+
+
+@pytest.fixture
+def misato_file(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: a MISATO MD.hdf5 whose groups are altered copies of the example complex."""
+
+    def make(groups: dict[str, dict[str, Any]], name: str = "MD.hdf5") -> Path:
+        path = tmp_path / name
+        with h5py.File(path, "w") as f:
+            for key, spec in groups.items():
+                copy_misato_group(
+                    EXAMPLE_MISATO,
+                    EXAMPLE_GROUP,
+                    f,
+                    key,
+                    spec.get("overrides"),
+                    spec.get("drop", ()),
+                )
+        return path
+
+    return make
+
+
+@pytest.fixture
+def example_coords() -> np.ndarray:
+    with h5py.File(EXAMPLE_MISATO, "r") as f:
+        return f[EXAMPLE_GROUP]["trajectory_coordinates"][()]
+
+
+@pytest.fixture
+def atlas_copy(tmp_path: Path) -> Path:
+    """A writable copy of the example ATLAS folder."""
+    dst = tmp_path / "atlas"
+    shutil.copytree(EXAMPLE / "atlas", dst)
+    return dst

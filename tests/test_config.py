@@ -1,0 +1,60 @@
+"""The config schema: the default validates, unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_gets_defaults(default_config):
+    cfg = copy.deepcopy(default_config)
+    del cfg["preprocess"]
+    validate(cfg, SCHEMA)
+    assert cfg["preprocess"]["shard_size"] == 64
+    assert cfg["datasets"]["atlas_example"]["units"] == "auto"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("bogus_top",),
+        ("preprocess", "shard_sise"),
+        ("datasets", "atlas_example", "unit"),
+        ("trunk", "cz"),
+    ],
+)
+def test_unknown_key_is_an_error_naming_it(default_config, path):
+    cfg = copy.deepcopy(default_config)
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = 1
+    with pytest.raises(WorkflowError, match=path[-1]):
+        validate(cfg, SCHEMA)
+
+
+def test_mdtraj_dataset_needs_a_topology(default_config):
+    cfg = copy.deepcopy(default_config)
+    del cfg["datasets"]["ala2_example"]["topology"]
+    with pytest.raises(WorkflowError, match="topology"):
+        validate(cfg, SCHEMA)
+
+
+def test_bad_unit_policy_is_refused(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["datasets"]["misato_example"]["units"] = "bohr"
+    with pytest.raises(WorkflowError, match="bohr"):
+        validate(cfg, SCHEMA)
