@@ -19,7 +19,7 @@ from boltzkinema.errors import ConfigError
 
 @dataclass
 class TrunkEmbedding:
-    """Per-token embeddings of one system (float32 in memory, float16 on disk)."""
+    """Per-token embeddings of one system (``z_trunk`` may be float16 already; on disk all are)."""
 
     s_inputs: np.ndarray
     s_trunk: np.ndarray

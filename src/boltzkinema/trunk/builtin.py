@@ -162,7 +162,7 @@ class BuiltinTrunk:
             token_bonds[tb[:, 0], tb[:, 1]] = 1.0
             token_bonds[tb[:, 1], tb[:, 0]] = 1.0
             np.fill_diagonal(token_bonds, 0.0)
-        z = np.empty((n, n, self.c_z), dtype=np.float32)
+        z = np.empty((n, n, self.c_z), dtype=np.float16)  # (N, N, c_z) dominates memory
         w_z = self._w_z.astype(np.float32)
         for start in range(0, n, _ROW_CHUNK):
             rows = slice(start, min(n, start + _ROW_CHUNK))

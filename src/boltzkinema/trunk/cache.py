@@ -51,7 +51,7 @@ def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) ->
 
 
 def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
-    """Read an entry (float32) and its metadata; a clear error for a corrupt or foreign file."""
+    """Read an entry (float16, as stored) and its metadata; a clear error for a corrupt file."""
     from safetensors import safe_open
 
     try:
@@ -66,7 +66,7 @@ def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
     missing = [k for k in TENSORS if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing tensors {missing}; delete it and rerun trunk_cache")
-    emb = TrunkEmbedding(*(arrays[k].astype(np.float32) for k in TENSORS))
+    emb = TrunkEmbedding(*(arrays[k] for k in TENSORS))
     return emb, metadata
 
 
