@@ -1,4 +1,4 @@
-# Boltz-Kinema: raw MD -> processed shards -> trunk cache -> manifest (-> train -> sample -> evaluate).
+# Boltz-Kinema: raw MD -> shards -> trunk cache -> manifest -> train -> checkpoint (-> sample).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -14,6 +14,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/trunk.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/checkpoint.smk"
 include: "workflow/rules/simulate.smk"
 
 
@@ -21,3 +23,4 @@ rule all:
     default_target: True
     input:
         MANIFEST,
+        f"{RUNS}/{RUN}/checkpoint.json",

@@ -72,3 +72,38 @@ def atlas_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "atlas"
     shutil.copytree(EXAMPLE / "atlas", dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def example_results(tmp_path_factory) -> Path:
+    """The data stage of the example run in-process: results/ with shards, trunk and manifest."""
+    import yaml
+
+    from boltzkinema.data.index import discover
+    from boltzkinema.data.manifest import build_manifest, write_manifest
+    from boltzkinema.data.preprocess import DEFAULT_FRAME_DT_NS, preprocess_shard
+    from boltzkinema.data.process import ProcessOptions
+    from boltzkinema.data.splits import SplitConfig
+    from boltzkinema.trunk.backend import get_backend
+    from boltzkinema.trunk.cache import build_trunk_cache
+
+    root = tmp_path_factory.mktemp("example") / "results"
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    backend = get_backend("builtin", c_s=cfg["trunk"]["c_s"], c_z=cfg["trunk"]["c_z"])
+    reports, trunks = [], []
+    for name, ds in cfg["datasets"].items():
+        inputs = [str(REPO / p) for p in ds["inputs"]]
+        if ds["format"] == "mdtraj":
+            inputs = [{"topology": str(REPO / ds["topology"]), "trajectories": inputs}]
+        refs = discover(name, ds["format"], inputs)
+        shard = root / "processed" / name / "0000.h5"
+        opts = ProcessOptions(
+            frame_dt_ns=ds.get("frame_dt_ns"), default_frame_dt_ns=DEFAULT_FRAME_DT_NS[ds["format"]]
+        )
+        reports.append(shard.with_suffix(".report.json"))
+        preprocess_shard(refs, shard, reports[-1], opts, dataset=name)
+        trunks.append(root / "trunk" / name / "0000.json")
+        build_trunk_cache(shard, trunks[-1], root / "trunk" / "embeddings", backend, root)
+    table = build_manifest(reports, trunks, root, SplitConfig(**cfg["splits"]))
+    write_manifest(table, root / "manifest.parquet")
+    return root

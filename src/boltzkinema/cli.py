@@ -85,6 +85,23 @@ def _add_manifest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id-test-fraction", type=float, default=0.1)
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the diffusion model from the manifest")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--results-root", default="results")
+    p.add_argument("--config", required=True, help="train settings (JSON, the config's 'train')")
+    p.add_argument("--run-dir", required=True, help="results/runs/{run}")
+    p.add_argument("--output", help="file to touch when training finished (for the workflow)")
+
+
+def _add_resolve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resolve-checkpoint", help="pick a checkpoint by policy")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--policy", choices=["latest", "best", "explicit"], default="latest")
+    p.add_argument("--path", help="checkpoint folder or weights file for policy 'explicit'")
+    p.add_argument("--output", required=True, help="checkpoint.json to write")
+
+
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate-example", help="rerun the OpenMM simulations of the example")
     p.add_argument("--inputs", default="resources/example/inputs")
@@ -185,6 +202,34 @@ def run_manifest(a: argparse.Namespace) -> None:
     )
 
 
+def run_train(a: argparse.Namespace) -> None:
+    import hashlib
+
+    from boltzkinema.train.loop import TrainConfig, Trainer
+    from boltzkinema.util import atomic_write_text
+
+    text = Path(a.config).read_text()
+    cfg = TrainConfig.from_dict(json.loads(text))
+    trainer = Trainer(
+        cfg,
+        a.manifest,
+        a.results_root,
+        a.run_dir,
+        config_hash=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )
+    result = trainer.run()
+    if a.output and trainer.rank == 0:
+        atomic_write_text(a.output, json.dumps(result) + "\n")
+
+
+def run_resolve(a: argparse.Namespace) -> None:
+    from boltzkinema.train.checkpoint import resolve_checkpoint, write_resolved
+
+    info = resolve_checkpoint(a.run_dir, a.policy, a.path)
+    write_resolved(info, a.output)
+    log.info("%s: step %s (%s) sha256 %s", a.output, info["step"], a.policy, info["sha256"][:12])
+
+
 def run_simulate(a: argparse.Namespace) -> None:
     from boltzkinema.example import build_example
 
@@ -196,6 +241,8 @@ COMMANDS = {
     "preprocess": run_preprocess,
     "trunk": run_trunk,
     "manifest": run_manifest,
+    "train": run_train,
+    "resolve-checkpoint": run_resolve,
     "simulate-example": run_simulate,
 }
 
@@ -204,7 +251,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m boltzkinema", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_index, _add_preprocess, _add_trunk, _add_manifest, _add_simulate):
+    for add in (
+        _add_index,
+        _add_preprocess,
+        _add_trunk,
+        _add_manifest,
+        _add_train,
+        _add_resolve,
+        _add_simulate,
+    ):
         add(sub)
     return p
 

@@ -6,12 +6,15 @@ RESULTS = config["results"]
 PRE = config["preprocess"]
 MANIFEST = f"{RESULTS}/manifest.parquet"
 EMBEDDINGS = f"{RESULTS}/trunk/embeddings"
+RUNS = f"{RESULTS}/runs"
+RUN = config["train"]["run"]
 GLOB_CHARS = set("*?[")
 
 
 wildcard_constraints:
     dataset="[A-Za-z][A-Za-z0-9_]*",
     shard="[0-9]{4}",
+    run="[A-Za-z0-9_.-]+",
 
 
 def dataset_cfg(dataset):
@@ -52,6 +55,25 @@ def preprocess_args(dataset):
     if "qm" in cfg:
         args.append(f"--qm '{cfg['qm']}'")
     return " ".join(args)
+
+
+def write_json(value, path):
+    """Write JSON to a temporary name, then rename (never a half-written file)."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def launcher(devices):
+    """``python -m boltzkinema``, or torchrun over several devices (DDP)."""
+    if devices > 1:
+        return f"torchrun --standalone --nproc_per_node {devices} -m boltzkinema"
+    return "python -m boltzkinema"
+
+
+def explicit_checkpoint_arg(wildcards):
+    path = config["checkpoint"].get("path")
+    return f"--path '{path}'" if path else ""
 
 
 def results_root(path, depth):

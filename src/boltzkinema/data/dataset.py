@@ -1,0 +1,174 @@
+"""Training segments: a window of frames from one system, cropped, centred, rotated, noised.
+
+Every item is a pure function of (seed, epoch, index): which system (by dataset weight), the frame
+spacing (log-uniform in the dataset's Δt range), the start frame (anywhere in the valid range),
+the crop, the rotation and the per-frame noise levels. So items do not depend on worker counts,
+and a resumed run sees exactly the data an uninterrupted one would. Frames are read from the
+shards on demand; only open file handles are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from safetensors import safe_open
+
+from boltzkinema.data.features import atom_features
+from boltzkinema.data.masking import TaskConfig, sample_sigmas
+from boltzkinema.data.store import ShardReader
+from boltzkinema.io.chemistry import MolType
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How training windows are drawn."""
+
+    n_frames: int = 8
+    dataset_weights: dict[str, float] = field(default_factory=dict)
+    dt_ns: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_atoms: int = 1024
+    max_tokens: int = 256
+    seed: int = 0
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix uniform on SO(3) (QR of a Gaussian matrix, sign-fixed)."""
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def crop_tokens(
+    token_index: np.ndarray,
+    ref: np.ndarray,
+    max_tokens: int,
+    max_atoms: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Atom indices of a spatial crop: the tokens nearest a random token, within both budgets."""
+    n_tok = int(token_index.max()) + 1
+    if n_tok <= max_tokens and len(token_index) <= max_atoms:
+        return np.arange(len(token_index))
+    counts = np.bincount(token_index, minlength=n_tok)
+    centres = np.zeros((n_tok, 3))
+    np.add.at(centres, token_index, ref)
+    centres /= counts[:, None]
+    anchor = centres[rng.integers(n_tok)]
+    order = np.argsort(np.linalg.norm(centres - anchor, axis=1), kind="stable")
+    cum = np.cumsum(counts[order])
+    keep = order[: max(1, min(max_tokens, int(np.searchsorted(cum, max_atoms, side="right"))))]
+    return np.flatnonzero(np.isin(token_index, keep))
+
+
+class TrajectoryDataset:
+    """Segments drawn from the manifest rows of one split."""
+
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        results_root: str | Path,
+        cfg: SegmentConfig,
+        split: str | None = "train",
+    ):
+        rows = manifest if split is None else manifest[manifest["split"] == split]
+        if cfg.dataset_weights:
+            rows = rows[rows["dataset"].isin([d for d, w in cfg.dataset_weights.items() if w > 0])]
+        if rows.empty:
+            raise ValueError(
+                f"no systems for split {split!r} with dataset weights "
+                f"{cfg.dataset_weights or 'uniform'}; check the manifest and config"
+            )
+        self.rows = rows.sort_values("system_id").reset_index(drop=True)
+        self.root = Path(results_root)
+        self.cfg = cfg
+        if cfg.dataset_weights:
+            per_ds = self.rows.groupby("dataset")["system_id"].transform("count")
+            w = self.rows["dataset"].map(cfg.dataset_weights).to_numpy(float) / per_ds.to_numpy()
+        else:
+            w = np.ones(len(self.rows))
+        self.p = w / w.sum()
+        self._readers: dict[str, ShardReader] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _reader(self, shard: str) -> ShardReader:
+        if shard not in self._readers:
+            self._readers[shard] = ShardReader(self.root / shard)
+        return self._readers[shard]
+
+    def _frames(
+        self, n_total: int, frame_dt: float, dataset: str, rng: np.random.Generator
+    ) -> np.ndarray:
+        t = min(self.cfg.n_frames, n_total)
+        lo, hi = self.cfg.dt_ns.get(dataset, (frame_dt, frame_dt))
+        dt = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
+        stride = max(1, round(dt / frame_dt))
+        if t > 1:
+            stride = min(stride, max(1, (n_total - 1) // (t - 1)))
+        start = int(rng.integers(0, n_total - (t - 1) * stride))
+        return start + stride * np.arange(t)
+
+    def item(self, epoch: int, index: int) -> dict[str, Any]:
+        """The segment for (epoch, index): same inputs, same segment, in any process."""
+        rng = np.random.default_rng([self.cfg.seed, epoch, index])
+        row = self.rows.iloc[int(rng.choice(len(self.rows), p=self.p))]
+        reader = self._reader(row["shard"])
+        sid = row["system_id"]
+        n_total = reader.n_frames(sid)
+        frames = self._frames(n_total, float(row["frame_dt_ns"]), row["dataset"], rng)
+        system = reader.load(sid, frames=np.r_[0, frames])
+        ref, coords = system.coords[0].astype(np.float64), system.coords[1:].astype(np.float64)
+        atoms = crop_tokens(system.token_index, ref, self.cfg.max_tokens, self.cfg.max_atoms, rng)
+        tokens, atom_to_token = np.unique(system.token_index[atoms], return_inverse=True)
+        centre = coords[0, atoms].mean(axis=0)
+        rot = random_rotation(rng)
+        coords = (coords[:, atoms] - centre) @ rot
+        ref = (ref[atoms] - ref[atoms].mean(axis=0)) @ rot
+        sigma, task = sample_sigmas(len(frames), self.cfg.tasks, rng)
+        remap = np.full(system.n_atoms, -1)
+        remap[atoms] = np.arange(len(atoms))
+        bonds = remap[system.bonds]
+        keep = (bonds >= 0).all(axis=1)
+        s_inputs, s_trunk, z_trunk = self._trunk(row["trunk_path"], tokens)
+        mol_type = system.mol_type[atoms]
+        return {
+            "system_id": sid,
+            "task": task,
+            "coords": coords.astype(np.float32),
+            "times": ((frames - frames[0]) * float(row["frame_dt_ns"])).astype(np.float32),
+            "sigma": sigma.astype(np.float32),
+            "atom_features": atom_features(
+                system.elements[atoms], mol_type, system.atom_names[atoms], ref
+            ),
+            "atom_to_token": atom_to_token.astype(np.int64),
+            "mol_type": mol_type.astype(np.int64),
+            "is_ligand": mol_type == int(MolType.LIGAND),
+            "bonds": bonds[keep].astype(np.int64),
+            "s_inputs": s_inputs,
+            "s_trunk": s_trunk,
+            "z_trunk": z_trunk,
+        }
+
+    def _trunk(self, rel: str, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Rows of the cached trunk embedding for the kept tokens (reads only their row range)."""
+        lo, hi = int(tokens.min()), int(tokens.max()) + 1
+        with safe_open(str(self.root / rel), framework="numpy") as f:
+            s_in = f.get_slice("s_inputs")[lo:hi]
+            s_tr = f.get_slice("s_trunk")[lo:hi]
+            z = f.get_slice("z_trunk")[lo:hi]
+        sel = tokens - lo
+        z = z[sel][:, tokens]
+        return (s_in[sel].astype(np.float32), s_tr[sel].astype(np.float32), z.astype(np.float32))
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()

@@ -1,0 +1,1 @@
+"""The spatial-temporal diffusion model: attention blocks, EDM preconditioning, the network."""

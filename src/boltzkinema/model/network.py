@@ -1,0 +1,200 @@
+"""The spatial-temporal diffusion module (DESIGN §4).
+
+Atom encoder (windowed atom attention) → token transformer (pair bias from ``z_trunk``,
+transitions conditioned on the trunk's single representation) → atom decoder. After every
+spatial attention comes a temporal attention across frames; its output projection starts at zero,
+so a fresh model with one frame equals its spatial-only counterpart. EDM preconditioning is per
+frame, and σ = 0 frames come back exactly as given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from boltzkinema.data.features import ATOM_FEATURES
+from boltzkinema.model.attention import (
+    PairBiasAttention,
+    TemporalAttention,
+    WindowedAtomAttention,
+    time_distances,
+)
+from boltzkinema.model.edm import preconditioning
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the network; defaults are the full-scale ones of DESIGN §4."""
+
+    c_s: int = 384
+    c_z: int = 128
+    c_atom: int = 128
+    c_token: int = 768
+    atom_heads: int = 4
+    token_heads: int = 16
+    atom_encoder_blocks: int = 3
+    token_blocks: int = 24
+    atom_decoder_blocks: int = 3
+    temporal: bool = True
+    causal: bool = False
+    sigma_data: float = 16.0
+    activation_checkpointing: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConditionedTransition(nn.Module):
+    """SwiGLU transition with adaptive layer norm from a conditioning vector."""
+
+    def __init__(self, dim: int, cond: int, expansion: int = 2):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.scale_shift = nn.Linear(cond, 2 * dim)
+        self.up = nn.Linear(dim, 2 * expansion * dim, bias=False)
+        self.down = nn.Linear(expansion * dim, dim, bias=False)
+        self.gate = nn.Linear(cond, dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.scale_shift(cond).chunk(2, dim=-1)
+        h = self.norm(x) * (1 + scale) + shift
+        a, b = self.up(h).chunk(2, dim=-1)
+        return x + torch.sigmoid(self.gate(cond)) * self.down(F.silu(a) * b)
+
+
+class AtomBlock(nn.Module):
+    """Windowed atom attention, then temporal attention per atom, then a transition."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.spatial = WindowedAtomAttention(cfg.c_atom, cfg.atom_heads)
+        self.temporal = (
+            TemporalAttention(cfg.c_atom, cfg.atom_heads, cfg.causal) if cfg.temporal else None
+        )
+        self.transition = ConditionedTransition(cfg.c_atom, cfg.c_atom)
+
+    def forward(self, q, cond, atom_mask, dt, frame_mask):
+        b, t, m, c = q.shape
+        q = self.spatial(q.reshape(b * t, m, c), atom_mask.repeat_interleave(t, 0)).view(b, t, m, c)
+        if self.temporal is not None:
+            q = self.temporal(q, dt, frame_mask)
+        return self.transition(q, cond[:, None])
+
+
+class TokenBlock(nn.Module):
+    """Pair-biased token attention, then temporal attention per token, then a transition."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.spatial = PairBiasAttention(cfg.c_token, cfg.token_heads)
+        self.temporal = (
+            TemporalAttention(cfg.c_token, cfg.token_heads, cfg.causal) if cfg.temporal else None
+        )
+        self.transition = ConditionedTransition(cfg.c_token, cfg.c_s)
+
+    def forward(self, x, s, pair_bias, dt, frame_mask):
+        x = self.spatial(x, pair_bias)
+        if self.temporal is not None:
+            x = self.temporal(x, dt, frame_mask)
+        return self.transition(x, s[:, None])
+
+
+class FourierEmbedding(nn.Module):
+    """Fixed random Fourier features of the noise level (c_noise)."""
+
+    def __init__(self, dim: int, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("w", torch.randn(dim, generator=g), persistent=False)
+        self.register_buffer("b", torch.rand(dim, generator=g), persistent=False)
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        return torch.cos(2 * math.pi * (c_noise[..., None] * self.w + self.b))
+
+
+class DiffusionNetwork(nn.Module):
+    """Denoise a batch of trajectories: ``forward(batch, x_noisy, sigma) -> x_denoised``.
+
+    ``batch`` holds ``atom_features`` (B, M, ATOM_FEATURES), ``atom_mask`` (B, M),
+    ``atom_to_token`` (B, M), ``token_mask`` (B, N), ``s_inputs``/``s_trunk`` (B, N, c_s),
+    ``z_trunk`` (B, N, N, c_z), ``times`` (B, T) in ns and ``frame_mask`` (B, T).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.s_proj = nn.Sequential(nn.LayerNorm(2 * cfg.c_s), nn.Linear(2 * cfg.c_s, cfg.c_s))
+        self.z_proj = nn.Sequential(
+            nn.LayerNorm(cfg.c_z), nn.Linear(cfg.c_z, cfg.token_heads, bias=False)
+        )
+        self.atom_cond = nn.Linear(ATOM_FEATURES, cfg.c_atom)
+        self.atom_from_s = nn.Linear(cfg.c_s, cfg.c_atom, bias=False)
+        self.atom_from_x = nn.Linear(3, cfg.c_atom, bias=False)
+        self.noise_embed = FourierEmbedding(256)
+        self.noise_to_atom = nn.Linear(256, cfg.c_atom, bias=False)
+        self.noise_to_token = nn.Linear(256, cfg.c_token, bias=False)
+        self.encoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_encoder_blocks))
+        self.atom_to_token_proj = nn.Linear(cfg.c_atom, cfg.c_token, bias=False)
+        self.token_from_s = nn.Linear(cfg.c_s, cfg.c_token, bias=False)
+        self.tokens = nn.ModuleList(TokenBlock(cfg) for _ in range(cfg.token_blocks))
+        self.token_to_atom = nn.Linear(cfg.c_token, cfg.c_atom, bias=False)
+        self.decoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_decoder_blocks))
+        self.out_norm = nn.LayerNorm(cfg.c_atom)
+        self.out = nn.Linear(cfg.c_atom, 3, bias=False)
+
+    def _run(self, block: nn.Module, *args):
+        if self.cfg.activation_checkpointing and self.training:
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(
+        self, batch: dict[str, torch.Tensor], x_noisy: torch.Tensor, sigma: torch.Tensor
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        atom_mask, token_mask, frame_mask = (
+            batch["atom_mask"],
+            batch["token_mask"],
+            batch["frame_mask"],
+        )
+        idx = batch["atom_to_token"]
+        n = token_mask.shape[1]
+        c_in, c_skip, c_out, c_noise = preconditioning(sigma, cfg.sigma_data)
+        dt = time_distances(batch["times"])
+
+        s = self.s_proj(torch.cat([batch["s_inputs"], batch["s_trunk"]], dim=-1))  # (B, N, c_s)
+        neg = torch.finfo(s.dtype).min
+        pair_bias = self.z_proj(batch["z_trunk"]).permute(0, 3, 1, 2)  # (B, H, N, N)
+        pair_bias = pair_bias.masked_fill(~token_mask[:, None, None, :], neg)
+
+        gather = idx.clamp_min(0)[..., None]
+        s_atoms = torch.gather(s, 1, gather.expand(-1, -1, cfg.c_s))  # (B, M, c_s)
+        cond = self.atom_cond(batch["atom_features"]) + self.atom_from_s(s_atoms)  # (B, M, c_a)
+        noise = self.noise_embed(c_noise)  # (B, T, 256)
+        r = x_noisy * c_in[..., None, None]
+        q = cond[:, None] + self.atom_from_x(r) + self.noise_to_atom(noise)[:, :, None]
+        q = q * atom_mask[:, None, :, None]
+        for block in self.encoder:
+            q = self._run(block, q, cond, atom_mask, dt, frame_mask)
+
+        weights = atom_mask.to(q.dtype)
+        onehot = F.one_hot(idx.clamp_min(0), n).to(q.dtype) * weights[..., None]  # (B, M, N)
+        counts = onehot.sum(1).clamp_min(1.0)  # (B, N)
+        tokens = torch.einsum("btmc,bmn->btnc", self.atom_to_token_proj(q), onehot)
+        tokens = tokens / counts[:, None, :, None]
+        tokens = tokens + self.token_from_s(s)[:, None] + self.noise_to_token(noise)[:, :, None]
+        for block in self.tokens:
+            tokens = self._run(block, tokens, s, pair_bias, dt, frame_mask)
+
+        q = q + torch.einsum("btnc,bmn->btmc", self.token_to_atom(tokens), onehot)
+        for block in self.decoder:
+            q = self._run(block, q, cond, atom_mask, dt, frame_mask)
+        update = self.out(self.out_norm(q))
+
+        denoised = c_skip[..., None, None] * x_noisy + c_out[..., None, None] * update
+        clean = (sigma == 0)[..., None, None]
+        return torch.where(clean, x_noisy, denoised) * atom_mask[:, None, :, None]

@@ -1,0 +1,1 @@
+"""Losses, checkpoints, parameter selection and the training loop."""

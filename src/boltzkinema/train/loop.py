@@ -1,0 +1,382 @@
+"""The training loop: deterministic batches keyed by step, AdamW with warmup, clipping, a NaN
+guard, checkpoints and exact resume, validation loss, and metrics to Parquet (and LanceDB)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+
+from boltzkinema.data.collate import collate
+from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+from boltzkinema.data.masking import TaskConfig
+from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.train import checkpoint as ckpt
+from boltzkinema.train.losses import LossWeights, total_loss
+from boltzkinema.train.params import add_lora, describe, freeze
+from boltzkinema.util import tmp_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of the config, with sizes for the example by default."""
+
+    run: str = "example"
+    seed: int = 0
+    steps: int = 30
+    batch_size: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 5
+    grad_clip: float = 1.0
+    max_bad_steps: int = 5
+    checkpoint_every: int = 10
+    save: str = "trainable"
+    val_every: int = 10
+    val_batches: int = 2
+    devices: int = 1
+    compile: bool = False
+    lancedb: bool = False
+    init_from: str | None = None
+    freeze: list[str] = field(default_factory=list)
+    lora_rank: int = 0
+    segments: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    losses: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise BoltzKinemaError(f"unknown train settings {sorted(unknown)}")
+        return cls(**d)
+
+    def segment_config(self) -> SegmentConfig:
+        seg = dict(self.segments)
+        seg["dt_ns"] = {k: tuple(v) for k, v in seg.get("dt_ns", {}).items()}
+        return SegmentConfig(seed=self.seed, tasks=TaskConfig(**self.tasks), **seg)
+
+
+def trunk_dims(manifest: pd.DataFrame, results_root: Path) -> tuple[int, int]:
+    """c_s and c_z of the cached trunk embeddings (all entries must agree)."""
+    dims = set()
+    for rel in sorted(set(manifest["trunk_path"])):
+        with safe_open(str(results_root / rel), framework="numpy") as f:
+            dims.add((f.get_slice("s_trunk").get_shape()[1], f.get_slice("z_trunk").get_shape()[2]))
+    if len(dims) != 1:
+        raise BoltzKinemaError(
+            f"trunk embeddings of different widths {sorted(dims)}; rerun "
+            "trunk_cache with one backend configuration"
+        )
+    return dims.pop()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds legacy users too)
+    torch.manual_seed(seed)
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def denoise_loss(
+    model: torch.nn.Module,
+    batch: dict[str, Any],
+    weights: LossWeights,
+    sigma_data: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Noise the target frames (σ from the batch), denoise, and score."""
+    sigma = batch["sigma"]
+    noise = torch.randn(batch["coords"].shape, generator=generator).to(sigma.device)
+    x_noisy = batch["coords"] + noise * sigma[..., None, None]
+    pred = model(batch, x_noisy, sigma)
+    return total_loss(pred, batch, weights, sigma_data)
+
+
+class Trainer:
+    """One training run in ``run_dir``; resumes from its latest checkpoint when there is one."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        manifest_path: str | Path,
+        results_root: str | Path,
+        run_dir: str | Path,
+        config_hash: str = "",
+    ):
+        self.cfg = cfg
+        self.results_root = Path(results_root)
+        self.run_dir = Path(run_dir)
+        self.config_hash = config_hash
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.device = torch.device(
+            f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+        )
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        seed_everything(cfg.seed)
+        manifest = pd.read_parquet(manifest_path)
+        c_s, c_z = trunk_dims(manifest, self.results_root)
+        self.model_cfg = ModelConfig(c_s=c_s, c_z=c_z, **cfg.model)
+        self.loss_weights = LossWeights(**cfg.losses)
+        self.segments = cfg.segment_config()
+        self.train_ds = TrajectoryDataset(manifest, self.results_root, self.segments, "train")
+        try:
+            self.val_ds: TrajectoryDataset | None = TrajectoryDataset(
+                manifest, self.results_root, replace(self.segments, seed=cfg.seed + 1), "val"
+            )
+        except ValueError:
+            self.val_ds = None
+            log.warning("no validation systems: validation loss is not computed")
+        self.model = self._build_model()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warm = max(1, cfg.warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warm)
+        )
+        self.step = 0
+        self.bad_in_row = 0
+        self.best_val: float | None = None
+        self.rows: list[dict[str, Any]] = []
+        self._resume()
+        self.tracked = len(self.rows)
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+    def _build_model(self) -> DiffusionNetwork:
+        model = DiffusionNetwork(self.model_cfg)
+        if self.cfg.init_from:
+            source = Path(self.cfg.init_from)
+            if not source.exists():
+                raise ckpt.CheckpointError(
+                    f"init_from {source} does not exist; run the earlier phase and its "
+                    "resolve_checkpoint first"
+                )
+            if source.suffix == ".json":
+                source = Path(json.loads(source.read_text())["weights"])
+            ckpt.load_weights(model, source)
+        if self.cfg.lora_rank > 0:
+            n = add_lora(model, self.cfg.lora_rank)
+            log.info("LoRA rank %d on %d spatial attention projections", self.cfg.lora_rank, n)
+            for name, p in model.named_parameters():
+                p.requires_grad_("lora_" in name or ".temporal." in name)
+        freeze(model, self.cfg.freeze)
+        log.info("%s", describe(model))
+        return model.to(self.device)
+
+    def _resume(self) -> None:
+        found = ckpt.list_checkpoints(self.run_dir)
+        if not found:
+            return
+        step, folder = found[-1]
+        state = json.loads((folder / "state.json").read_text())
+        if self.config_hash and state.get("config_hash") not in ("", self.config_hash):
+            log.warning(
+                "resuming %s written with another config (hash %s, now %s)",
+                folder,
+                state.get("config_hash"),
+                self.config_hash,
+            )
+        ckpt.load_weights(self.model, folder / "model.safetensors")
+        ckpt.load_optimizer(self.optimizer, folder, state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        self.step = step
+        self.best_val = state.get("best_val")
+        log_path = self.run_dir / "train_log.parquet"
+        if log_path.exists():
+            rows = pd.read_parquet(log_path)
+            self.rows = rows[rows["step"] < step].to_dict("records")
+        log.info("resumed from %s at step %d", folder, step)
+
+    def _indices(self, step: int) -> list[tuple[int, int]]:
+        per_step = self.cfg.batch_size * self.world
+        first = step * per_step + self.rank * self.cfg.batch_size
+        n = len(self.train_ds)
+        return [((first + i) // n, first + i) for i in range(self.cfg.batch_size)]
+
+    def _generator(self, *key: int) -> torch.Generator:
+        return torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.cfg.seed, *key]).generate_state(1)[0])
+        )
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """One optimisation step (or a logged skip when the loss or gradients are not finite)."""
+        t0 = time.perf_counter()
+        batch = _to(
+            collate([self.train_ds.item(e, i) for e, i in self._indices(step)]), self.device
+        )
+        self.net.train()
+        loss, terms = denoise_loss(
+            self.net,
+            batch,
+            self.loss_weights,
+            self.model_cfg.sigma_data,
+            self._generator(step, self.rank),
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        skipped = not torch.isfinite(loss)
+        grad_norm = float("nan")
+        if not skipped:
+            loss.backward()
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+            skipped = not np.isfinite(grad_norm)
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_in_row += 1
+            log.warning(
+                "step %d: non-finite loss or gradient, step skipped (%d in a row)",
+                step,
+                self.bad_in_row,
+            )
+            if self.bad_in_row >= self.cfg.max_bad_steps:
+                raise BoltzKinemaError(
+                    f"{self.bad_in_row} non-finite steps in a row; lower the "
+                    "learning rate or check the data"
+                )
+        else:
+            self.bad_in_row = 0
+            self.optimizer.step()
+        self.scheduler.step()
+        return {
+            "step": step,
+            "loss": float(loss.detach()),
+            **terms,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": grad_norm,
+            "skipped": skipped,
+            "tasks": ",".join(batch["task"]),
+            "seconds": time.perf_counter() - t0,
+            "val_loss": float("nan"),
+        }
+
+    def _shrink_crop(self) -> None:
+        """After CUDA out-of-memory: halve the crop and retry the same step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        seg = self.train_ds.cfg
+        if seg.max_atoms <= 32:
+            raise BoltzKinemaError(
+                "CUDA out of memory even with a 32-atom crop; use a GPU with "
+                "more memory or fewer frames per segment"
+            )
+        self.train_ds.cfg = replace(
+            seg, max_atoms=max(32, seg.max_atoms // 2), max_tokens=max(8, seg.max_tokens // 2)
+        )
+        log.warning(
+            "CUDA out of memory at step %d: retrying with a smaller crop (max_atoms %d, "
+            "max_tokens %d)",
+            self.step,
+            self.train_ds.cfg.max_atoms,
+            self.train_ds.cfg.max_tokens,
+        )
+
+    def validate(self) -> float | None:
+        """Mean denoising loss over fixed validation batches (same items and noise every time)."""
+        if self.val_ds is None or self.cfg.val_batches <= 0:
+            return None
+        self.net.eval()
+        losses = []
+        with torch.no_grad():
+            for b in range(self.cfg.val_batches):
+                items = [
+                    self.val_ds.item(0, b * self.cfg.batch_size + i)
+                    for i in range(self.cfg.batch_size)
+                ]
+                batch = _to(collate(items), self.device)
+                loss, _ = denoise_loss(
+                    self.model,
+                    batch,
+                    self.loss_weights,
+                    self.model_cfg.sigma_data,
+                    self._generator(10**9, b),
+                )
+                losses.append(float(loss))
+        return float(np.mean(losses))
+
+    def run(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.steps`` (or stop early at ``stop_at``, as an interruption would)."""
+        end = min(self.cfg.steps, stop_at) if stop_at is not None else self.cfg.steps
+        while self.step < end:
+            try:
+                row = self.train_step(self.step)
+            except torch.cuda.OutOfMemoryError:
+                self._shrink_crop()
+                continue
+            self.step += 1
+            done = self.step == end
+            if self.cfg.val_every and (self.step % self.cfg.val_every == 0 or done):
+                val = self.validate()
+                if val is not None:
+                    row["val_loss"] = val
+                    if self.best_val is None or val < self.best_val:
+                        self.best_val = val
+            self.rows.append(row)
+            log.info(
+                "step %d/%d loss %.4f%s",
+                self.step,
+                self.cfg.steps,
+                row["loss"],
+                f" val {row['val_loss']:.4f}" if np.isfinite(row["val_loss"]) else "",
+            )
+            if self.rank == 0 and (self.step % self.cfg.checkpoint_every == 0 or done):
+                self.save(row)
+        return {"step": self.step, "best_val": self.best_val}
+
+    def save(self, row: dict[str, Any]) -> None:
+        val = row["val_loss"] if np.isfinite(row["val_loss"]) else None
+        state = {
+            "config_hash": self.config_hash,
+            "val_loss": val,
+            "best_val": self.best_val,
+            "data_position": self.step * self.cfg.batch_size * self.world,
+            "model_config": self.model_cfg.to_dict(),
+        }
+        folder = ckpt.save_checkpoint(
+            self.run_dir,
+            self.step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            state,
+            self.cfg.save == "trainable",
+        )
+        table = pd.DataFrame(self.rows)
+        target = self.run_dir / "train_log.parquet"
+        tmp = tmp_path(target)
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        if self.cfg.lancedb:
+            from boltzkinema.track import log_rows
+
+            log_rows(
+                self.results_root / "lancedb",
+                "train_metrics",
+                [{"run": self.cfg.run, **r} for r in self.rows[self.tracked :]],
+            )
+            self.tracked = len(self.rows)
+        log.info("checkpoint %s", folder)

@@ -1,0 +1,150 @@
+"""The spatial-temporal network: time bias, windowed atom attention, EDM pass-through."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from boltzkinema.data.features import ATOM_FEATURES
+from boltzkinema.model import attention
+from boltzkinema.model.attention import WindowedAtomAttention, init_log_lambdas, temporal_bias
+from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+
+SMALL = dict(
+    c_s=16,
+    c_z=8,
+    c_atom=32,
+    c_token=32,
+    atom_heads=4,
+    token_heads=4,
+    atom_encoder_blocks=1,
+    token_blocks=1,
+    atom_decoder_blocks=1,
+)
+
+
+def make_batch(b: int, t: int, m: int, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "atom_features": torch.randn(b, m, ATOM_FEATURES, generator=g),
+        "atom_mask": torch.ones(b, m, dtype=torch.bool),
+        "atom_to_token": (torch.arange(m) * n // m)[None].expand(b, m).clone(),
+        "token_mask": torch.ones(b, n, dtype=torch.bool),
+        "s_inputs": torch.randn(b, n, 16, generator=g),
+        "s_trunk": torch.randn(b, n, 16, generator=g),
+        "z_trunk": torch.randn(b, n, n, 8, generator=g),
+        "times": (torch.arange(t, dtype=torch.float32) * 0.5)[None].expand(b, t).clone(),
+        "frame_mask": torch.ones(b, t, dtype=torch.bool),
+    }
+
+
+def test_lambdas_start_geometric_from_0_004_to_0_7_per_ns():
+    lam = init_log_lambdas(8).exp()
+    assert math.isclose(lam[0], 0.004, rel_tol=1e-5) and math.isclose(lam[-1], 0.7, rel_tol=1e-5)
+    ratios = lam[1:] / lam[:-1]
+    assert torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-4)
+
+
+def test_temporal_bias_decays_with_time_and_masks_future_and_padding():
+    times = torch.tensor([[0.0, 1.0, 3.0, 4.0]])
+    dt = attention.time_distances(times)
+    mask = torch.tensor([[True, True, True, False]])
+    log_lam = torch.log(torch.tensor([0.5, 0.1]))
+    bias = temporal_bias(dt, log_lam, mask, causal=False, dtype=torch.float32)
+    assert bias.shape == (1, 2, 4, 4)
+    assert math.isclose(bias[0, 0, 0, 2].item(), -1.5, rel_tol=1e-6)
+    assert math.isclose(bias[0, 1, 2, 1].item(), -0.2, rel_tol=1e-5)
+    assert torch.isinf(bias[0, :, :3, 3]).all()
+    causal = temporal_bias(dt, log_lam, torch.ones(1, 4, dtype=torch.bool), True, torch.float32)
+    assert torch.isinf(causal[0, 0, 0, 1]) and not torch.isinf(causal[0, 0, 1, 0])
+
+
+def test_time_bias_is_built_once_per_layer_call_never_per_atom(monkeypatch):
+    shapes = []
+    real = attention.temporal_bias
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(attention, "temporal_bias", spy)
+    net = DiffusionNetwork(ModelConfig(**SMALL))
+    net(make_batch(2, 5, 70, 20), torch.randn(2, 5, 70, 3), torch.full((2, 5), 3.0))
+    assert shapes and set(shapes) == {(2, 4, 5, 5)}
+    assert len(shapes) == 3  # encoder, token and decoder blocks: one each
+
+
+@pytest.mark.parametrize("m", [1, 33, 65, 130])
+def test_windowed_attention_works_for_any_atom_count(m):
+    layer = WindowedAtomAttention(32, 4)
+    x = torch.randn(3, m, 32)
+    out = layer(x, torch.ones(3, m, dtype=torch.bool))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_padded_atoms_do_not_change_real_ones():
+    torch.manual_seed(0)
+    layer = WindowedAtomAttention(32, 4)
+    x = torch.randn(1, 33, 32)
+    alone = layer(x, torch.ones(1, 33, dtype=torch.bool))
+    padded = torch.cat([x, torch.randn(1, 32, 32) * 100], dim=1)
+    mask = torch.zeros(1, 65, dtype=torch.bool)
+    mask[:, :33] = True
+    assert torch.allclose(layer(padded, mask)[:, :33], alone, atol=1e-5)
+
+
+def test_conditioning_frames_pass_through_exactly():
+    net = DiffusionNetwork(ModelConfig(**SMALL))
+    x = torch.randn(2, 4, 40, 3) * 10
+    sigma = torch.tensor([[0.0, 2.0, 10.0, 0.0], [0.0, 0.0, 1.0, 5.0]])
+    out = net(make_batch(2, 4, 40, 12), x, sigma)
+    assert torch.equal(out[sigma == 0], x[sigma == 0])
+    assert not torch.equal(out[sigma > 0], x[sigma > 0])
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_fresh_model_equals_its_spatial_only_counterpart(frames):
+    torch.manual_seed(1)
+    full = DiffusionNetwork(ModelConfig(**SMALL))
+    spatial = DiffusionNetwork(ModelConfig(**SMALL, temporal=False))
+    report = spatial.load_state_dict(full.state_dict(), strict=False)
+    assert not report.missing_keys and all(".temporal." in k for k in report.unexpected_keys)
+    batch = make_batch(1, frames, 50, 10)
+    x, sigma = torch.randn(1, frames, 50, 3), torch.full((1, frames), 4.0)
+    assert torch.allclose(full(batch, x, sigma), spatial(batch, x, sigma), atol=1e-6)
+
+
+def _perturb_temporal(net: DiffusionNetwork) -> None:
+    g = torch.Generator().manual_seed(3)
+    for name, p in net.named_parameters():
+        if ".temporal.out" in name:
+            p.data = torch.randn(p.shape, generator=g) * 0.1
+
+
+def test_padded_frames_do_not_change_real_frames():
+    net = DiffusionNetwork(ModelConfig(**SMALL))
+    _perturb_temporal(net)
+    batch = make_batch(1, 3, 40, 10)
+    x, sigma = torch.randn(1, 3, 40, 3), torch.full((1, 3), 4.0)
+    alone = net(batch, x, sigma)
+    padded = make_batch(1, 5, 40, 10)
+    padded["frame_mask"][:, 3:] = False
+    xp = torch.cat([x, torch.randn(1, 2, 40, 3) * 50], dim=1)
+    out = net(padded, xp, torch.cat([sigma, torch.full((1, 2), 9.0)], dim=1))
+    assert torch.allclose(out[:, :3], alone, atol=1e-5)
+
+
+def test_causal_model_does_not_look_ahead():
+    net = DiffusionNetwork(ModelConfig(**SMALL, causal=True))
+    _perturb_temporal(net)
+    batch = make_batch(1, 4, 40, 10)
+    x, sigma = torch.randn(1, 4, 40, 3), torch.full((1, 4), 4.0)
+    y = x.clone()
+    y[:, 3] += 5.0
+    assert torch.allclose(net(batch, x, sigma)[:, :3], net(batch, y, sigma)[:, :3], atol=1e-6)
+    bidir = DiffusionNetwork(ModelConfig(**SMALL))
+    bidir.load_state_dict(net.state_dict())
+    assert not torch.allclose(bidir(batch, x, sigma)[:, :3], bidir(batch, y, sigma)[:, :3])

@@ -1,0 +1,39 @@
+# Stage 4: train the diffusion model; resumes from the run's latest checkpoint when rerun.
+
+
+rule train_config:
+    output:
+        f"{RUNS}/{{run}}/train_config.json",
+    log:
+        f"{RESULTS}/logs/train_config/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_config/{{run}}.tsv"
+    params:
+        train=config["train"],
+    run:
+        write_json(params.train, output[0])
+
+
+rule train:
+    input:
+        manifest=MANIFEST,
+        config=f"{RUNS}/{{run}}/train_config.json",
+    output:
+        done=f"{RUNS}/{{run}}/train_done.json",
+        log_table=f"{RUNS}/{{run}}/train_log.parquet",
+    log:
+        f"{RESULTS}/logs/train/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        gpu=min(1, config["train"].get("devices", 1)),
+    params:
+        launcher=launcher(config["train"].get("devices", 1)),
+        results=lambda wildcards, input: results_root(input.manifest, depth=1),
+        run_dir=lambda wildcards, output: str(Path(output.done).parent),
+    shell:
+        "{params.launcher} train --manifest {input.manifest} "
+        "--results-root {params.results} --config {input.config} "
+        "--run-dir {params.run_dir} --output {output.done} 2> {log}"
