@@ -65,18 +65,23 @@ def main() -> None:
 
         refs = misato.discover("bench", [str(raw)])
         t0 = time.perf_counter()
-        report = preprocess_shard(refs, tmp / "out.h5", tmp / "out.json",
-                                  ProcessOptions(frame_dt_ns=0.08))
+        report = preprocess_shard(
+            refs, tmp / "out.h5", tmp / "out.json", ProcessOptions(frame_dt_ns=0.08)
+        )
         t_pre = time.perf_counter() - t0
         assert report["n_ok"] == args.systems, report["systems"][0]
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"input: {args.systems} systems x {args.frames} frames x {n_atoms} atoms "
-          f"= {atom_frames:,} atom-frames")
+    print(
+        f"input: {args.systems} systems x {args.frames} frames x {n_atoms} atoms "
+        f"= {atom_frames:,} atom-frames"
+    )
     print(f"h5py read (reference): {t_read:8.3f} s  {atom_frames / t_read:14,.0f} atom-frames/s")
     print(f"preprocess:            {t_pre:8.3f} s  {atom_frames / t_pre:14,.0f} atom-frames/s")
-    print(f"ratio preprocess/read time: {t_pre / t_read:.1f}x "
-          f"({t_pre / args.systems:.3f} s per system)")
+    print(
+        f"ratio preprocess/read time: {t_pre / t_read:.1f}x "
+        f"({t_pre / args.systems:.3f} s per system)"
+    )
     print(f"peak RSS: {peak_mb:.0f} MB")
 
 

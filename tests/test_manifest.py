@@ -66,23 +66,26 @@ def test_manifest_is_deterministic_and_round_trips_parquet(results, tmp_path):
 
 def test_quarantined_systems_are_left_out(results, tmp_path):
     reports, trunks = _inputs(results)
-    edited = tmp_path / "processed" / "misato"
-    edited.mkdir(parents=True)
+    edited = results / "processed" / "misato" / "edited.report.json"
     data = json.loads(reports[-1].read_text())
     data["systems"][0]["status"] = "quarantined"
-    (edited / "0000.report.json").write_text(json.dumps(data))
-    table = build_manifest(
-        [*reports[:-1], edited / "0000.report.json"], trunks, results, SplitConfig()
-    )
+    edited.write_text(json.dumps(data))
+    try:
+        table = build_manifest([*reports[:-1], edited], trunks, results, SplitConfig())
+    finally:
+        edited.unlink()
     assert "misato.187L" not in set(table["system_id"])
 
 
-def test_duplicate_system_ids_are_refused(results, tmp_path):
+def test_duplicate_system_ids_are_refused(results):
     reports, trunks = _inputs(results)
-    copy = tmp_path / "again.report.json"
+    copy = reports[0].with_name("again.report.json")
     shutil.copy(reports[0], copy)
-    with pytest.raises(ManifestError, match="appears in"):
-        build_manifest([*reports, copy], trunks, results, SplitConfig())
+    try:
+        with pytest.raises(ManifestError, match="appears in"):
+            build_manifest([*reports, copy], trunks, results, SplitConfig())
+    finally:
+        copy.unlink()
 
 
 def test_paths_escaping_the_results_folder_are_refused(results, tmp_path):

@@ -35,10 +35,11 @@ def test_atoms_wrapped_into_an_unknown_box_are_restored(misato_file, example_coo
     reader, report = _process(path, ["ORIG", "WRAP"], tmp_path)
     with reader:
         a, b = reader.load("t.ORIG"), reader.load("t.WRAP")
-    np.testing.assert_allclose(a.coords, b.coords, atol=2e-3)
+    # The box is inferred from the wraps (about 0.02 Å off here); with a stored box it is exact.
+    np.testing.assert_allclose(a.coords, b.coords, atol=0.05)
     info = next(e for e in report["systems"] if e["system_id"] == "t.WRAP")
     assert b.attrs["unwrap"]["box"] == "inferred"
-    assert np.allclose(b.attrs["unwrap"]["inferred_box_angstrom"][:2], 100.0, atol=3.0)
+    assert np.allclose(b.attrs["unwrap"]["inferred_box_angstrom"][:2], 100.0, atol=0.05)
     assert (
         info["n_bonds"]
         == next(e for e in report["systems"] if e["system_id"] == "t.ORIG")["n_bonds"]
@@ -52,9 +53,13 @@ def test_ligand_jumping_one_box_length_is_made_continuous(misato_file, example_c
     path = misato_file({"ORIG": {}, "JUMP": {"overrides": {"trajectory_coordinates": jumped}}})
     reader, _ = _process(path, ["ORIG", "JUMP"], tmp_path)
     with reader:
-        np.testing.assert_allclose(
-            reader.load("t.ORIG").coords, reader.load("t.JUMP").coords, atol=2e-3
-        )
+        a, b = reader.load("t.ORIG").coords, reader.load("t.JUMP").coords
+    # Two centre jumps pin the box length only to within the ligand's motion in one frame.
+    assert np.abs(a - b).max() < 0.5
+    ligand = slice(-8, None)
+    steps = np.linalg.norm(np.diff(b[:, ligand].mean(1), axis=0), axis=-1)
+    assert steps.max() < 2.0  # continuous: no 87 Å jumps left
+    np.testing.assert_allclose(a[:, :-8], b[:, :-8], atol=2e-3)  # the protein is untouched
 
 
 def test_known_box_makes_split_molecules_whole():

@@ -75,15 +75,24 @@ def test_undecidable_unit_is_quarantined_with_the_fix(misato_file, example_coord
 
 
 def test_forced_unit_is_used_and_the_measurement_kept(misato_file, example_coords, tmp_path):
-    path = misato_file({"ODD": {"overrides": {"trajectory_coordinates": example_coords / 3.2}}})
-    opts = ProcessOptions(frame_dt_ns=0.001, units="angstrom")
-    report = preprocess_shard(_refs(path, ["ODD"]), tmp_path / "s.h5", tmp_path / "r.json", opts)
+    path = misato_file({"NM": {"overrides": {"trajectory_coordinates": example_coords / 10.0}}})
+    opts = ProcessOptions(frame_dt_ns=0.001, units="nm")
+    report = preprocess_shard(_refs(path, ["NM"]), tmp_path / "s.h5", tmp_path / "r.json", opts)
     entry = report["systems"][0]
     assert entry["status"] == "ok"
     assert entry["unit"]["forced"] is True
-    assert "measured" in entry["unit"]["evidence"]
+    assert entry["unit"]["evidence"]["measured"]["unit"] == "nm"
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert saved["systems"][0]["unit"]["detected"] == "angstrom"
+    assert saved["systems"][0]["unit"]["detected"] == "nm"
+
+
+def test_forcing_a_wrong_unit_does_not_bypass_the_chemistry_checks(
+    misato_file, example_coords, tmp_path
+):
+    path = misato_file({"ODD": {"overrides": {"trajectory_coordinates": example_coords / 3.2}}})
+    opts = ProcessOptions(frame_dt_ns=0.001, units="angstrom")
+    report = preprocess_shard(_refs(path, ["ODD"]), tmp_path / "s.h5", tmp_path / "r.json", opts)
+    assert report["systems"][0]["code"] == "ligand_invalid"
 
 
 @pytest.mark.parametrize("scale,unit", [(1.0, "angstrom"), (0.1, "nm")])

@@ -36,10 +36,12 @@ def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]]) -> None:
     frame = pd.DataFrame(rows)
     with _locked(db):
         conn = lancedb.connect(str(db))
-        if table in conn.table_names():
-            conn.open_table(table).add(frame)
-        else:
+        try:
+            existing = conn.open_table(table)
+        except ValueError:  # lancedb's "table not found"
             conn.create_table(table, data=frame)
+        else:
+            existing.add(frame)
 
 
 def read_table(db: str | Path, table: str) -> pd.DataFrame:

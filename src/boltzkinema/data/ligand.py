@@ -47,12 +47,11 @@ def _xyz_mol(xyz: np.ndarray, elements: np.ndarray) -> Chem.Mol:
     return mol
 
 
-def _from_bond_list(elements: np.ndarray, bonds: np.ndarray, orders: np.ndarray) -> Chem.Mol:
-    mol = Chem.RWMol()
-    for e in elements:
-        mol.AddAtom(Chem.Atom(str(e)))
-    for (i, j), o in zip(bonds.tolist(), orders.tolist(), strict=True):
-        mol.AddBond(int(i), int(j), _ORDER.get(round(float(o) * 2) / 2, Chem.BondType.SINGLE))
+def _with_bonds(xyz: np.ndarray, elements: np.ndarray, bonds: np.ndarray) -> Chem.Mol:
+    """A molecule with the given connectivity (single bonds) and 3-D coordinates."""
+    mol = Chem.RWMol(_xyz_mol(xyz, elements))
+    for i, j in bonds.tolist():
+        mol.AddBond(int(i), int(j), Chem.BondType.SINGLE)
     return mol.GetMol()
 
 
@@ -65,14 +64,13 @@ def perceive_ligand(
     xyz: np.ndarray,
     elements: np.ndarray,
     bonds: np.ndarray | None = None,
-    orders: np.ndarray | None = None,
     charge: int | None = None,
 ) -> Ligand:
     """Perceive and sanitise a ligand; raise :class:`InputError` when RDKit rejects it.
 
-    With hydrogens present, bond orders and the total charge are determined (trying the given
-    charge first, then small ones); without hydrogens only connectivity and valences are checked.
-    Bonds and orders from a QM file take precedence over perception.
+    Connectivity comes from ``bonds`` (e.g. a QM file) or from the coordinates. With hydrogens
+    present, RDKit assigns bond orders for the total charge (the given one first, then small
+    ones); without hydrogens only connectivity and valences are checked.
     """
     if len(elements) == 0:
         raise InputError(
@@ -80,27 +78,29 @@ def perceive_ligand(
             "remove the empty ligand entry or supply its atoms",
             code="ligand_empty",
         )
+
+    def connected() -> Chem.Mol:
+        if bonds is not None:
+            return _with_bonds(xyz, elements, bonds)
+        mol = _xyz_mol(xyz, elements)
+        rdDetermineBonds.DetermineConnectivity(mol)
+        return mol
+
     errors = []
     try:
-        if bonds is not None and orders is not None:
-            mol = _from_bond_list(elements, bonds, orders)
-            Chem.SanitizeMol(mol)
-            return _accepted(mol, Chem.GetFormalCharge(mol), True)
-        has_h = bool((elements == "H").any())
-        if has_h:
+        if (elements == "H").any():
             for c in dict.fromkeys((charge, *_CHARGES)):
                 if c is None:
                     continue
-                mol = _xyz_mol(xyz, elements)
+                mol = connected()
                 try:
-                    rdDetermineBonds.DetermineBonds(mol, charge=int(c))
+                    rdDetermineBonds.DetermineBondOrders(mol, charge=int(c))
                     Chem.SanitizeMol(mol)
                     return _accepted(mol, int(c), True)
                 except (ValueError, RuntimeError) as exc:
                     errors.append(f"charge {c}: {exc}")
             raise ValueError("; ".join(errors[:2]) or "bond orders could not be assigned")
-        mol = _xyz_mol(xyz, elements)
-        rdDetermineBonds.DetermineConnectivity(mol)
+        mol = connected()
         Chem.SanitizeMol(mol)
         return _accepted(mol, None, False)
     except (ValueError, RuntimeError) as exc:

@@ -48,23 +48,47 @@ def _centroids(xyz: np.ndarray, labels: np.ndarray, n_mol: int) -> np.ndarray:
     return sums / counts[None, :, None]
 
 
+def _nearest_intact(intact: np.ndarray) -> np.ndarray:
+    """For every (frame, bond), the closest earlier (else later) frame where the bond is intact.
+
+    Bonds never intact point at frame 0 (they give no estimate).
+    """
+    frames = np.arange(intact.shape[0])[:, None]
+    before = np.maximum.accumulate(np.where(intact, frames, -1), axis=0)
+    big = intact.shape[0]
+    after = np.minimum.accumulate(np.where(intact, frames, big)[::-1], axis=0)[::-1]
+    return np.where(before >= 0, before, np.where(after < big, after, 0))
+
+
 def infer_box(
     xyz: np.ndarray, bonds: np.ndarray, labels: np.ndarray, jump_threshold: float
 ) -> np.ndarray | None:
-    """Orthorhombic box lengths (F, 3) implied by wrapped bonds and centre jumps, or None."""
-    estimates: list[list[float]] = [[], [], []]
+    """Orthorhombic box lengths (F, 3) implied by wrapped bonds and centre jumps, or None.
+
+    A wrapped bond differs from the same bond in the nearest frame where it is intact by one box
+    length along the wrapped axis; a molecule centre that jumps differs from its typical step by
+    one box length. Comparing with the intact bond (or the typical step) removes the bias that
+    a bond's own length (or a drift) would otherwise put on the estimate.
+    """
+    samples: list[list[float]] = [[], [], []]
     if len(bonds):
-        v = np.abs(xyz[:, bonds[:, 1]] - xyz[:, bonds[:, 0]])
+        v = xyz[:, bonds[:, 1]] - xyz[:, bonds[:, 0]]  # (F, B, 3)
+        ref = v[
+            _nearest_intact(np.abs(v).max(axis=-1) < BROKEN_BOND_COMPONENT),
+            np.arange(len(bonds))[None, :],
+        ]
         for axis in range(3):
-            estimates[axis].extend(v[..., axis][v[..., axis] > BROKEN_BOND_COMPONENT].tolist())
+            d = np.abs(v[..., axis] - ref[..., axis])
+            samples[axis].extend(d[d > BROKEN_BOND_COMPONENT].tolist())
     n_mol = int(labels.max()) + 1 if len(labels) else 0
-    if xyz.shape[0] > 1 and n_mol:
-        steps = np.abs(np.diff(_centroids(xyz, labels, n_mol), axis=0))
+    if xyz.shape[0] > 2 and n_mol:
+        steps = np.diff(_centroids(xyz, labels, n_mol), axis=0)
+        d = np.abs(steps - np.median(steps, axis=0, keepdims=True))
         for axis in range(3):
-            estimates[axis].extend(steps[..., axis][steps[..., axis] > jump_threshold].tolist())
-    if not any(estimates):
+            samples[axis].extend(d[..., axis][d[..., axis] > jump_threshold].tolist())
+    if not any(samples):
         return None
-    box = np.array([np.median(e) if e else np.inf for e in estimates])
+    box = np.array([np.median(e) if e else np.inf for e in samples])
     return np.broadcast_to(box, (xyz.shape[0], 3)).copy()
 
 

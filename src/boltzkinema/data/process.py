@@ -231,17 +231,9 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     lig_local = np.flatnonzero(mol_sol == int(MolType.LIGAND))
     ligand: Ligand | None = None
     if len(lig_local):
-        qm = (
-            raw.ligand_bonds is not None
-            and raw.ligand_mask is not None
-            and len(lig_local) == int(raw.ligand_mask.sum())
-        )
+        qm_bonds = _usable_ligand_bonds(raw, xyz[0, lig_local], len(lig_local))
         ligand = perceive_ligand(
-            xyz[0, lig_local],
-            elements[lig_local],
-            raw.ligand_bonds if qm else None,
-            raw.ligand_bond_orders if qm else None,
-            raw.ligand_charge,
+            xyz[0, lig_local], elements[lig_local], qm_bonds, raw.ligand_charge
         )
         inside = np.isin(bonds, lig_local).any(axis=1)
         bonds = np.concatenate([bonds[~inside], lig_local[ligand.bonds]])
@@ -320,6 +312,18 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
     }
     return system, summary
+
+
+def _usable_ligand_bonds(raw: RawSystem, lig_xyz: np.ndarray, n_ligand: int) -> np.ndarray | None:
+    """QM ligand bonds when they fit the MD ligand (same atoms, every bond under 2.2 Å)."""
+    if raw.ligand_bonds is None or raw.ligand_mask is None or n_ligand != raw.ligand_mask.sum():
+        return None
+    b = raw.ligand_bonds
+    lengths = np.linalg.norm(lig_xyz[b[:, 0]] - lig_xyz[b[:, 1]], axis=1) if len(b) else b
+    if b.max(initial=-1) >= n_ligand or (len(b) and lengths.max() > 2.2):
+        raw.notes.append("QM ligand bonds do not fit the MD coordinates: bonds perceived")
+        return None
+    return b
 
 
 def _merge_bonds(topology: np.ndarray | None, perceived: np.ndarray, n: int) -> np.ndarray:

@@ -6,6 +6,8 @@ mdtraj trajectory (nm, as mdtraj holds it) and writes what the real archives hol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -16,11 +18,20 @@ from boltzkinema.io.chemistry import PROTEIN_RESIDUES
 from boltzkinema.io.misato import LIGAND_RESIDUE, code_tables
 
 _GENERIC_TYPES = {"C": "CT", "N": "N", "O": "O", "S": "S", "H": "H"}
+_HISTIDINES = {"HIS", "HID", "HIP", "HSD", "HSE", "HSP"}  # MISATO codes every histidine as HIE
 
 
-def _atomic_tmp(path: Path) -> Path:
+@contextmanager
+def _atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file written under a temporary name, renamed on success, removed on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def misato_codes(
@@ -41,6 +52,8 @@ def misato_codes(
             residue.append(res_code[LIGAND_RESIDUE])
         elif rname in res_code:
             residue.append(res_code[rname])
+        elif rname in _HISTIDINES:
+            residue.append(res_code["HIE"])
         elif PROTEIN_RESIDUES.get(rname) in res_code:
             residue.append(res_code[PROTEIN_RESIDUES[rname]])
         else:
@@ -59,8 +72,7 @@ def write_misato(
     path: Path, groups: dict[str, tuple[mdtraj.Trajectory, list[str]]], ligand_residue: str
 ) -> None:
     """MISATO ``MD.hdf5``: coordinates in Å (float64), per-frame ligand RMSD and distance."""
-    tmp = _atomic_tmp(path)
-    with h5py.File(tmp, "w") as f:
+    with _atomic_h5(path) as f:
         for key, (traj, amber_types) in groups.items():
             g = f.create_group(key)
             for name, arr in misato_codes(traj, amber_types, ligand_residue).items():
@@ -81,7 +93,6 @@ def write_misato(
                     "frames_distance",
                     data=np.linalg.norm(lx.mean(1) - xyz[:, ~lig].mean(1), axis=1),
                 )
-    tmp.replace(path)
 
 
 def write_mdcath(
@@ -95,8 +106,7 @@ def write_mdcath(
     first[0].save_pdb(str(pdb_tmp))
     pdb_text = pdb_tmp.read_text()
     pdb_tmp.unlink()
-    tmp = _atomic_tmp(path)
-    with h5py.File(tmp, "w") as f:
+    with _atomic_h5(path) as f:
         g = f.create_group(domain)
         atoms = list(top.atoms)
         g.create_dataset("element", data=np.array([a.element.symbol for a in atoms], dtype="S2"))
@@ -121,7 +131,6 @@ def write_mdcath(
             ca = traj.topology.select("name CA")
             ref = xyz[0, ca]
             r.create_dataset("rmsd", data=np.sqrt(((xyz[:, ca] - ref) ** 2).sum(-1).mean(-1)))
-    tmp.replace(path)
 
 
 def write_atlas(directory: Path, name: str, replicas: list[mdtraj.Trajectory]) -> None:

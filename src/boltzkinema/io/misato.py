@@ -147,9 +147,13 @@ def _residues_of_segment(
     return res_ids, names
 
 
-def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
-    """Ligand elements, bonds (0-based unique pairs), bond orders and total charge from MISATO's
-    QM file, or None when it has no entry for ``key``."""
+def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Ligand elements, bonds (0-based unique pairs) and total charge from MISATO's QM file, or
+    None when it has no entry for ``key``.
+
+    The file's third bond column is not used: the two listings of one bond can disagree on it
+    (e.g. 187L), so bond orders are assigned by RDKit for the QM total charge.
+    """
     with h5py.File(qm_path, "r") as f:
         g = f.get(key.upper()) or f.get(key)
         if g is None or "atom_properties/bonds" not in g:
@@ -158,9 +162,8 @@ def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         bonds = np.asarray(g["atom_properties/bonds"][()])
         charge = round(float(g["mol_properties/total_charge"][()]))
     pairs = np.sort(bonds[:, :2].astype(np.int64), axis=1)
-    pairs, first = np.unique(pairs, axis=0, return_index=True)
     elements = np.array([element_symbol(z) for z in numbers])
-    return elements, pairs, bonds[first, 2].astype(np.float64), charge
+    return elements, np.unique(pairs, axis=0), charge
 
 
 def load(
@@ -210,6 +213,14 @@ def load(
             code="topology_mismatch",
         )
     elements = np.array([element_symbol(z) if 0 < z < 119 else "X" for z in numbers])
+    unknown = np.flatnonzero(elements == "X")
+    if len(unknown):
+        raise InputError(
+            f"{len(unknown)} atoms with an unknown element (atoms_number "
+            f"{int(numbers[unknown[0]])} at atom {int(unknown[0])})",
+            "atoms_number must hold atomic numbers 1-118; re-export the group",
+            code="unknown_element",
+        )
     resnames = np.array([residue_name(c) for c in res_codes])
 
     cuts = sorted({int(b) for b in begins if 0 <= b < n} | {0})
@@ -265,7 +276,7 @@ def load(
     if qm_path and ligand.any() and Path(qm_path).exists():
         qm = _qm_ligand(qm_path, key)
         if qm is not None and np.array_equal(qm[0], elements[ligand]):
-            _, raw.ligand_bonds, raw.ligand_bond_orders, raw.ligand_charge = qm
+            _, raw.ligand_bonds, raw.ligand_charge = qm
             raw.notes.append(f"ligand bonds and charge from QM file {qm_path}")
         elif qm is not None:
             raw.notes.append("QM file atoms differ from the MD ligand atoms: bonds perceived")

@@ -59,7 +59,6 @@ class RawSystem:
     bonds: np.ndarray | None = None
     ligand_mask: np.ndarray | None = None
     ligand_bonds: np.ndarray | None = None
-    ligand_bond_orders: np.ndarray | None = None
     ligand_charge: int | None = None
     notes: list[str] = field(default_factory=list)
 

@@ -73,7 +73,6 @@ def save_checkpoint(
     step: int,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
     state: dict[str, Any],
     trainable_only: bool,
 ) -> Path:
@@ -93,7 +92,6 @@ def save_checkpoint(
         **state,
         "step": step,
         "optimizer": opt_meta,
-        "scheduler": scheduler.state_dict(),
         "rng": rng_state(),
         "trainable_only": trainable_only,
     }

@@ -149,10 +149,6 @@ class Trainer:
         self.model = self._build_model()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        warm = max(1, cfg.warmup_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warm)
-        )
         self.step = 0
         self.bad_in_row = 0
         self.best_val: float | None = None
@@ -201,7 +197,6 @@ class Trainer:
             )
         ckpt.load_weights(self.model, folder / "model.safetensors")
         ckpt.load_optimizer(self.optimizer, folder, state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
         self.step = step
         self.best_val = state.get("best_val")
@@ -237,6 +232,8 @@ class Trainer:
             self._generator(step, self.rank),
         )
         self.optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
         skipped = not torch.isfinite(loss)
         grad_norm = float("nan")
         if not skipped:
@@ -260,7 +257,6 @@ class Trainer:
         else:
             self.bad_in_row = 0
             self.optimizer.step()
-        self.scheduler.step()
         return {
             "step": step,
             "loss": float(loss.detach()),
@@ -272,6 +268,10 @@ class Trainer:
             "seconds": time.perf_counter() - t0,
             "val_loss": float("nan"),
         }
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up to ``lr`` over ``warmup_steps``, then constant."""
+        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
 
     def _shrink_crop(self) -> None:
         """After CUDA out-of-memory: halve the crop and retry the same step."""
@@ -361,7 +361,6 @@ class Trainer:
             self.step,
             self.model,
             self.optimizer,
-            self.scheduler,
             state,
             self.cfg.save == "trainable",
         )

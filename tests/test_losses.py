@@ -1,0 +1,113 @@
+"""Losses: zero where they should be, blind to padding, masked to target frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from boltzkinema.data.collate import collate
+from boltzkinema.train.losses import (
+    LossWeights,
+    bond_loss,
+    flexibility_loss,
+    ligand_centre_loss,
+    smooth_lddt_loss,
+    structure_loss,
+    total_loss,
+)
+
+
+def item(m: int = 40, t: int = 4, seed: int = 0, n_lig: int = 5) -> dict:
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.normal(0, 1.0, (m, 3)), axis=0)
+    coords = base[None] + rng.normal(0, 0.5, (t, m, 3))
+    mol_type = np.zeros(m, dtype=np.int64)
+    mol_type[-n_lig:] = 3
+    return {
+        "system_id": f"s{seed}",
+        "task": "forecast",
+        "coords": coords.astype(np.float32),
+        "times": np.arange(t, dtype=np.float32),
+        "sigma": np.r_[0.0, np.full(t - 1, 5.0)].astype(np.float32),
+        "atom_features": np.zeros((m, 4), np.float32),
+        "atom_to_token": np.arange(m) // 2,
+        "mol_type": mol_type,
+        "is_ligand": mol_type == 3,
+        "bonds": np.stack([np.arange(m - 1), np.arange(1, m)], axis=1),
+        "s_inputs": np.zeros(((m + 1) // 2, 4), np.float32),
+        "s_trunk": np.zeros(((m + 1) // 2, 4), np.float32),
+        "z_trunk": np.zeros(((m + 1) // 2, (m + 1) // 2, 2), np.float32),
+    }
+
+
+def _noisy(batch: dict, scale: float = 1.0, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return batch["coords"] + scale * torch.randn(batch["coords"].shape, generator=g)
+
+
+TERMS = [
+    lambda p, b: structure_loss(p, b, 16.0),
+    bond_loss,
+    smooth_lddt_loss,
+    flexibility_loss,
+    ligand_centre_loss,
+]
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_term_ignores_padding(term):
+    small = collate([item(seed=0)])
+    padded = collate([item(seed=0), item(m=90, t=6, seed=1)])
+    pred_small = _noisy(small)
+    pred_padded = _noisy(padded)
+    pred_padded[0, : small["coords"].shape[1], : small["coords"].shape[2]] = pred_small[0]
+    one = {k: v[:1] for k, v in padded.items()}
+    a = term(pred_small, small)
+    b = term(pred_padded[:1], one)
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)
+
+
+def test_perfect_prediction_scores_best():
+    batch = collate([item()])
+    exact = batch["coords"].clone()
+    assert structure_loss(exact, batch, 16.0) < 1e-8
+    assert bond_loss(exact, batch) < 1e-10
+    assert flexibility_loss(exact, batch) < 1e-4
+    assert smooth_lddt_loss(exact, batch) < smooth_lddt_loss(_noisy(batch), batch)
+
+
+def test_structure_loss_ignores_a_rigid_motion_of_the_prediction():
+    batch = collate([item()])
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))
+    moved = batch["coords"] @ q + torch.tensor([3.0, -2.0, 1.0])
+    assert structure_loss(moved, batch, 16.0) < 1e-6
+
+
+def test_conditioning_frames_carry_no_loss():
+    batch = collate([item()])
+    pred = batch["coords"].clone()
+    pred[:, 0] += 10.0  # frame 0 has σ = 0
+    assert structure_loss(pred, batch, 16.0) < 1e-8 and bond_loss(pred, batch) == 0
+
+
+def test_bond_loss_counts_only_real_bonds():
+    batch = collate([item(), item(m=60, seed=2)])
+    pred = batch["coords"].clone()
+    pred[0, :, 45:] += 100.0  # padding atoms of the first item (it has 40)
+    assert bond_loss(pred, batch) < 1e-10
+
+
+def test_lddt_in_chunks_equals_one_chunk():
+    batch = collate([item(m=70)])
+    pred = _noisy(batch)
+    assert torch.allclose(
+        smooth_lddt_loss(pred, batch, chunk=16), smooth_lddt_loss(pred, batch, chunk=512)
+    )
+
+
+def test_total_loss_reports_every_term():
+    batch = collate([item()])
+    total, terms = total_loss(_noisy(batch), batch, LossWeights(ligand_centre=1.0), 16.0)
+    assert set(terms) == {"structure", "bond", "lddt", "flexibility", "ligand_centre"}
+    assert torch.isfinite(total) and terms["ligand_centre"] > 0

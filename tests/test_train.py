@@ -1,0 +1,296 @@
+"""Trainer: parameter selection, NaN guard, exact resume, checkpoints that can be trusted."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+from boltzkinema.train import checkpoint as ckpt
+from boltzkinema.train import loop
+from boltzkinema.train.loop import TrainConfig, Trainer
+
+MODEL = {
+    "c_atom": 16,
+    "c_token": 32,
+    "atom_heads": 2,
+    "token_heads": 2,
+    "atom_encoder_blocks": 1,
+    "token_blocks": 1,
+    "atom_decoder_blocks": 1,
+}
+
+
+def config(**kw) -> TrainConfig:
+    base = {
+        "run": "t",
+        "steps": 4,
+        "batch_size": 2,
+        "checkpoint_every": 2,
+        "val_every": 2,
+        "val_batches": 1,
+        "segments": {"n_frames": 3, "max_atoms": 96, "max_tokens": 24},
+        "model": MODEL,
+    }
+    return TrainConfig.from_dict({**base, **kw})
+
+
+def trainer(results: Path, run_dir: Path, **kw) -> Trainer:
+    return Trainer(config(**kw), results / "manifest.parquet", results, run_dir)
+
+
+def test_segments_are_a_function_of_seed_epoch_and_index(example_results):
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    cfg = SegmentConfig(n_frames=3, max_atoms=64, max_tokens=16)
+    a = TrajectoryDataset(manifest, example_results, cfg).item(1, 7)
+    b = TrajectoryDataset(manifest, example_results, cfg).item(1, 7)
+    c = TrajectoryDataset(manifest, example_results, cfg).item(1, 8)
+    assert a["system_id"] == b["system_id"] and np.array_equal(a["coords"], b["coords"])
+    assert np.array_equal(a["sigma"], b["sigma"])
+    assert not (a["system_id"] == c["system_id"] and np.array_equal(a["coords"], c["coords"]))
+    assert len(a["atom_to_token"]) <= 64 and len(a["s_trunk"]) <= 16
+    assert abs(a["coords"][0].mean(0)).max() < 1e-3  # centred on the first frame
+
+
+def test_only_listed_datasets_are_drawn(example_results):
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    cfg = SegmentConfig(n_frames=2, dataset_weights={"atlas_example": 1.0})
+    ds = TrajectoryDataset(manifest, example_results, cfg, split=None)
+    assert {ds.item(0, i)["system_id"].split(".")[0] for i in range(20)} == {"atlas_example"}
+
+
+def test_frozen_parameters_stay_and_trainable_ones_move(example_results, tmp_path, caplog):
+    caplog.set_level("INFO")
+    tr = trainer(example_results, tmp_path / "run", freeze=["tokens.*"], steps=1)
+    assert any("Frozen:" in r.message and "Trainable:" in r.message for r in caplog.records)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.run()
+    for name, p in tr.model.named_parameters():
+        if name.startswith("tokens."):
+            assert torch.equal(p, before[name]) and p.grad is None, name
+    moved = [
+        n
+        for n, p in tr.model.named_parameters()
+        if not n.startswith("tokens.") and not torch.equal(p, before[n])
+    ]
+    assert moved
+    optimised = {id(p) for g in tr.optimizer.param_groups for p in g["params"]}
+    assert all(
+        id(p) not in optimised for n, p in tr.model.named_parameters() if n.startswith("tokens.")
+    )
+
+
+def test_lora_trains_adapters_and_temporal_blocks_only(example_results, tmp_path):
+    tr = trainer(example_results, tmp_path / "run", lora_rank=2, steps=1)
+    trainable = {n for n, p in tr.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or ".temporal." in n for n in trainable)
+    base = {n: p.detach().clone() for n, p in tr.model.named_parameters() if ".base." in n}
+    tr.run()
+    assert all(torch.equal(p, base[n]) for n, p in tr.model.named_parameters() if n in base)
+
+
+def test_resumed_run_ends_with_the_same_weights(example_results, tmp_path):
+    straight = trainer(example_results, tmp_path / "a")
+    straight.run()
+    first = trainer(example_results, tmp_path / "b")
+    first.run(stop_at=2)
+    del first
+    resumed = trainer(example_results, tmp_path / "b")
+    assert resumed.step == 2
+    resumed.run()
+    for (n, p), (_, q) in zip(
+        straight.model.named_parameters(), resumed.model.named_parameters(), strict=True
+    ):
+        assert torch.equal(p, q), n
+    log = pd.read_parquet(tmp_path / "b" / "train_log.parquet")
+    assert list(log["step"]) == [0, 1, 2, 3]
+    pd.testing.assert_series_equal(
+        log["loss"], pd.read_parquet(tmp_path / "a" / "train_log.parquet")["loss"]
+    )
+
+
+def test_non_finite_steps_are_skipped_then_stop(example_results, tmp_path, monkeypatch):
+    tr = trainer(example_results, tmp_path / "run", max_bad_steps=2, steps=5)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    real = loop.total_loss
+    monkeypatch.setattr(loop, "total_loss", lambda *a: (real(*a)[0] * float("nan"), real(*a)[1]))
+    row = tr.train_step(0)
+    assert row["skipped"] and all(torch.equal(p, before[n]) for n, p in tr.model.named_parameters())
+    with pytest.raises(loop.BoltzKinemaError, match="non-finite steps in a row"):
+        tr.train_step(1)
+
+
+def test_cuda_out_of_memory_retries_with_a_smaller_crop(
+    example_results, tmp_path, monkeypatch, caplog
+):
+    """CUDA cannot run here: the error is raised at the model boundary to test the handler."""
+    tr = trainer(example_results, tmp_path / "run", steps=1)
+    real = tr.train_step
+    calls = []
+
+    def once(step):
+        calls.append(step)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(step)
+
+    monkeypatch.setattr(tr, "train_step", once)
+    tr.run()
+    assert calls == [0, 0] and tr.train_ds.cfg.max_atoms == 48
+    assert any("smaller crop" in r.message for r in caplog.records)
+
+
+def test_checkpoint_holds_safetensors_and_state(example_results, tmp_path):
+    tr = trainer(example_results, tmp_path / "run", steps=2)
+    tr.run()
+    folder = ckpt.list_checkpoints(tmp_path / "run")[-1][1]
+    assert folder.name == "step_00000002"
+    weights = load_file(str(folder / "model.safetensors"))
+    assert set(weights) == {n for n, p in tr.model.named_parameters() if p.requires_grad}
+    load_file(str(folder / "optimizer.safetensors"))
+    state = json.loads((folder / "state.json").read_text())
+    assert {"step", "rng", "data_position", "config_hash", "optimizer"} <= set(state)
+    assert np.isfinite(state["val_loss"])
+
+
+def test_loading_reports_keys_strips_prefixes_and_refuses_bad_shapes(
+    example_results, tmp_path, caplog
+):
+    caplog.set_level("INFO")
+    tr = trainer(example_results, tmp_path / "run", steps=1)
+    sd = {
+        f"_orig_mod.module.{k}": v
+        for k, v in tr.model.state_dict().items()
+        if not k.startswith("decoder.")
+    }
+    sd["extra.weight"] = torch.zeros(2)
+    save_file(sd, str(tmp_path / "w.safetensors"))
+    report = ckpt.load_weights(tr.model, tmp_path / "w.safetensors")
+    assert report["unexpected"] == ["extra.weight"]
+    assert report["missing"] and all(k.startswith("decoder.") for k in report["missing"])
+    assert any(
+        f"Loaded {report['loaded']}/{report['total']} keys" in r.message for r in caplog.records
+    )
+    bad = {k: v for k, v in tr.model.state_dict().items()}
+    bad["out.weight"] = torch.zeros(5, 5)
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ckpt.CheckpointError, match=r"shape mismatch.*out\.weight"):
+        ckpt.load_weights(tr.model, tmp_path / "bad.safetensors")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {Path(os.environ['EXPLOIT_MARK'])}",))
+
+
+def test_pickled_checkpoint_that_runs_code_is_refused(tmp_path, monkeypatch):
+    mark = tmp_path / "pwned"
+    monkeypatch.setenv("EXPLOIT_MARK", str(mark))
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": _Exploit()}, f)
+    with pytest.raises(ckpt.CheckpointError, match="refused"):
+        ckpt.read_weights(path)
+    assert not mark.exists()
+    torch.save({"w": torch.ones(2)}, tmp_path / "ok.pt")
+    assert torch.equal(ckpt.read_weights(tmp_path / "ok.pt")["w"], torch.ones(2))
+
+
+def test_resolve_by_policy_and_refuse_placeholders(example_results, tmp_path):
+    run = tmp_path / "run"
+    trainer(example_results, run, steps=4).run()
+    latest = ckpt.resolve_checkpoint(run, "latest")
+    assert latest["step"] == 4 and len(latest["sha256"]) == 64
+    best = ckpt.resolve_checkpoint(run, "best")
+    vals = {
+        s: json.loads((p / "state.json").read_text())["val_loss"]
+        for s, p in ckpt.list_checkpoints(run)
+    }
+    assert best["step"] == min(vals, key=vals.get)
+    with pytest.raises(ckpt.CheckpointError, match="step_00000002"):
+        ckpt.resolve_checkpoint(run, "explicit", str(run / "checkpoints" / "step_XXXXX"))
+    with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
+        ckpt.resolve_checkpoint(tmp_path / "empty", "latest")
+
+
+def test_two_cpu_processes_train_with_ddp(example_results, tmp_path):
+    cfg = tmp_path / "train.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "run": "ddp",
+                "steps": 2,
+                "batch_size": 1,
+                "checkpoint_every": 2,
+                "val_every": 0,
+                "segments": {"n_frames": 2, "max_atoms": 48, "max_tokens": 12},
+                "model": MODEL,
+            }
+        )
+    )
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "boltzkinema",
+            "train",
+            "--manifest",
+            str(example_results / "manifest.parquet"),
+            "--results-root",
+            str(example_results),
+            "--config",
+            str(cfg),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--output",
+            str(tmp_path / "done.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "done.json").read_text())["step"] == 2
+    assert ckpt.list_checkpoints(tmp_path / "run")[-1][0] == 2
+
+
+def test_metrics_go_to_parquet_and_lancedb_when_enabled(example_results, tmp_path):
+    from boltzkinema.track import read_table
+
+    root = tmp_path / "results"
+    root.mkdir()
+    for name in ("manifest.parquet", "processed", "trunk"):
+        (root / name).symlink_to(example_results / name)
+    tr = Trainer(
+        config(lancedb=True, steps=4), root / "manifest.parquet", root, root / "runs" / "t"
+    )
+    tr.run()
+    table = read_table(root / "lancedb", "train_metrics")
+    assert sorted(table["step"]) == [0, 1, 2, 3]
+    assert set(table["run"]) == {"t"}
+    log = pd.read_parquet(root / "runs" / "t" / "train_log.parquet")
+    assert {
+        "loss",
+        "structure",
+        "bond",
+        "lddt",
+        "flexibility",
+        "lr",
+        "grad_norm",
+        "val_loss",
+    } <= set(log.columns)
