@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,13 +76,21 @@ def test_rerunning_one_rule_reruns_only_it_and_its_dependents(workdir):
         sorted(results.glob("processed/*/*.h5"))
         + sorted(results.glob("index/*.json"))
         + sorted(results.glob("trunk/*/*.json"))
-        + [results / "manifest.parquet"]
+        + [results / "manifest.parquet", results / "runs" / "example" / "checkpoint.json"]
     )
     before = {p: p.stat().st_mtime_ns for p in watched}
     snakemake(workdir, "-R", "trunk_cache")
     after = {p: p.stat().st_mtime_ns for p in watched}
     changed = {p.relative_to(results).parts[0] for p in watched if after[p] != before[p]}
-    assert changed == {"trunk", "manifest.parquet"}
+    assert changed == {"trunk", "manifest.parquet", "runs"}
+
+
+def test_training_ran_and_the_checkpoint_is_resolved(workdir):
+    run = workdir / "results" / "runs" / "example"
+    info = json.loads((run / "checkpoint.json").read_text())
+    assert info["policy"] == "best" and (workdir / info["weights"]).exists()
+    log = pd.read_parquet(run / "train_log.parquet")
+    assert len(log) == 40 and log["val_loss"].notna().sum() >= 4
 
 
 def test_nothing_to_do_on_a_second_run(workdir):

@@ -1,4 +1,6 @@
-# Stage 4: train the diffusion model; resumes from the run's latest checkpoint when rerun.
+# Stage 4: train the diffusion model. A rerun resumes from the run's latest checkpoint (and
+# continues when `steps` grew); checkpoints and train_log.parquet are never deleted by a rerun.
+# Delete results/runs/{run}/ (or pick a new run name) to train from scratch.
 
 
 rule train_config:
@@ -20,7 +22,6 @@ rule train:
         config=f"{RUNS}/{{run}}/train_config.json",
     output:
         done=f"{RUNS}/{{run}}/train_done.json",
-        log_table=f"{RUNS}/{{run}}/train_log.parquet",
     log:
         f"{RESULTS}/logs/train/{{run}}.log",
     benchmark:
