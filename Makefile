@@ -17,15 +17,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,sim]'
 	touch $@
 
+# Rules call `python -m boltzkinema`: the venv's bin goes first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	snakemake --cores $(CORES) --configfile config/config.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/snakemake --lint --configfile config/config.yaml
+	snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 clean:
