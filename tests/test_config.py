@@ -58,3 +58,16 @@ def test_bad_unit_policy_is_refused(default_config):
     cfg["datasets"]["misato_example"]["units"] = "bohr"
     with pytest.raises(WorkflowError, match="bohr"):
         validate(cfg, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "preset",
+    ["gpu.yaml", "phases/warmup_proteins.yaml", "phases/equilibrium.yaml", "phases/unbinding.yaml"],
+)
+def test_presets_validate_on_top_of_the_default(default_config, preset):
+    from snakemake.utils import update_config
+
+    cfg = copy.deepcopy(default_config)
+    update_config(cfg, yaml.safe_load((REPO / "config" / preset).read_text()))
+    validate(cfg, SCHEMA)
+    assert cfg["train"]["run"] != "example"

@@ -294,3 +294,44 @@ def test_metrics_go_to_parquet_and_lancedb_when_enabled(example_results, tmp_pat
         "grad_norm",
         "val_loss",
     } <= set(log.columns)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(example_results):
+    from boltzkinema.data.collate import collate
+    from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+    from boltzkinema.train.losses import LossWeights
+
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=3, max_atoms=64))
+    batch = collate([ds.item(0, 0), ds.item(0, 1)])
+    c_s, c_z = batch["s_trunk"].shape[-1], batch["z_trunk"].shape[-1]
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        net = DiffusionNetwork(
+            ModelConfig(c_s=c_s, c_z=c_z, activation_checkpointing=flag, **MODEL)
+        )
+        net.train()
+        loss, _ = loop.denoise_loss(
+            net, batch, LossWeights(), 16.0, torch.Generator().manual_seed(1)
+        )
+        loss.backward()
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads, strict=True))
+
+
+def test_segments_do_not_depend_on_which_process_makes_them(example_results):
+    from concurrent.futures import ProcessPoolExecutor
+
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=3, max_atoms=64))
+    here = [ds.item(2, i)["coords"] for i in range(4)]
+    with ProcessPoolExecutor(2) as pool:
+        there = list(pool.map(_item_coords, [example_results] * 4, range(4)))
+    assert all(np.array_equal(a, b) for a, b in zip(here, there, strict=True))
+
+
+def _item_coords(results: Path, index: int) -> np.ndarray:
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, results, SegmentConfig(n_frames=3, max_atoms=64))
+    return ds.item(2, index)["coords"]

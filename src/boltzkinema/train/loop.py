@@ -49,6 +49,8 @@ class TrainConfig:
     val_batches: int = 2
     devices: int = 1
     compile: bool = False
+    bf16: bool = True
+    bf16: bool = True
     lancedb: bool = False
     init_from: str | None = None
     freeze: list[str] = field(default_factory=list)
@@ -101,13 +103,17 @@ def denoise_loss(
     weights: LossWeights,
     sigma_data: float,
     generator: torch.Generator,
+    bf16: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Noise the target frames (σ from the batch), denoise, and score."""
+    """Noise the target frames (σ from the batch), denoise (bf16 autocast on CUDA when asked),
+    and score in float32."""
     sigma = batch["sigma"]
     noise = torch.randn(batch["coords"].shape, generator=generator).to(sigma.device)
     x_noisy = batch["coords"] + noise * sigma[..., None, None]
-    pred = model(batch, x_noisy, sigma)
-    return total_loss(pred, batch, weights, sigma_data)
+    on_cuda = bf16 and sigma.device.type == "cuda"
+    with torch.autocast(device_type=sigma.device.type, dtype=torch.bfloat16, enabled=on_cuda):
+        pred = model(batch, x_noisy, sigma)
+    return total_loss(pred.float(), batch, weights, sigma_data)
 
 
 class Trainer:
@@ -230,6 +236,7 @@ class Trainer:
             self.loss_weights,
             self.model_cfg.sigma_data,
             self._generator(step, self.rank),
+            self.cfg.bf16,
         )
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
@@ -314,6 +321,7 @@ class Trainer:
                     self.loss_weights,
                     self.model_cfg.sigma_data,
                     self._generator(10**9, b),
+                    self.cfg.bf16,
                 )
                 losses.append(float(loss))
         return float(np.mean(losses))
