@@ -68,8 +68,19 @@ class TemporalAttention(nn.Module):
         qkv = self.qkv(self.norm(x)).view(b, t, n, 3, h, c // h)
         q, k, v = qkv.permute(3, 0, 2, 4, 1, 5)  # each (B, N, H, T, d)
         bias = temporal_bias(dt, self.log_lambda, frame_mask, self.causal, q.dtype)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias[:, None], scale=1.0 / math.sqrt(c // h)
+        # Per batch element, the (H, T, T) bias is an expanded view over the N atoms/tokens:
+        # no copy per atom, and 4-D inputs keep SDPA on its fast path.
+        out = torch.stack(
+            [
+                F.scaled_dot_product_attention(
+                    q[i],
+                    k[i],
+                    v[i],
+                    attn_mask=bias[i].expand(n, h, t, t),
+                    scale=1.0 / math.sqrt(c // h),
+                )
+                for i in range(b)
+            ]
         )
         return x + self.out(out.permute(0, 3, 1, 2, 4).reshape(b, t, n, c))
 

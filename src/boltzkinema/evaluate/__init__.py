@@ -1,0 +1,1 @@
+"""Metrics against reference MD, baselines, per-split tables, figures and the report."""

@@ -1,0 +1,1 @@
+"""Sampling: the EDM sampler, generation modes and trajectory writers."""

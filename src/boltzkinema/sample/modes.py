@@ -1,0 +1,201 @@
+"""Generation modes built on the sampler: forecast, interpolate, hierarchical and unbinding.
+
+All work on one system at a time with ``n_samples`` independent trajectories in one batch.
+Coordinates are in Å in the system's reference frame (as stored in the processed shard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file
+
+from boltzkinema.data.features import atom_features
+from boltzkinema.data.store import ProcessedSystem, ShardReader
+from boltzkinema.io.chemistry import MolType
+from boltzkinema.model.network import DiffusionNetwork
+from boltzkinema.sample.sampler import SamplerConfig, sample
+
+
+@dataclass
+class SystemInputs:
+    """What the model needs about one system, independent of frames."""
+
+    system: ProcessedSystem
+    features: dict[str, torch.Tensor]
+
+    @property
+    def n_atoms(self) -> int:
+        return self.system.n_atoms
+
+
+def load_system(
+    results_root: str | Path, shard: str, system_id: str, trunk_path: str
+) -> SystemInputs:
+    """Topology, all frames and trunk embeddings of a manifest row."""
+    root = Path(results_root)
+    with ShardReader(root / shard) as reader:
+        system = reader.load(system_id)
+    trunk = load_file(str(root / trunk_path))
+    ref = system.coords[0].astype(np.float64)
+    ref = ref - ref.mean(axis=0)
+    feats = atom_features(system.elements, system.mol_type, system.atom_names, ref)
+    features = {
+        "atom_features": torch.from_numpy(feats),
+        "atom_to_token": torch.from_numpy(system.token_index.astype(np.int64)),
+        "s_inputs": torch.from_numpy(trunk["s_inputs"].astype(np.float32)),
+        "s_trunk": torch.from_numpy(trunk["s_trunk"].astype(np.float32)),
+        "z_trunk": torch.from_numpy(trunk["z_trunk"].astype(np.float32)),
+    }
+    return SystemInputs(system, features)
+
+
+def batch_for(inputs: SystemInputs, times: torch.Tensor, n_samples: int) -> dict:
+    """Model batch of ``n_samples`` copies of the system over frames at ``times`` (ns)."""
+    f = inputs.features
+    m, n = f["atom_to_token"].shape[0], f["s_trunk"].shape[0]
+
+    def rep(x: torch.Tensor) -> torch.Tensor:
+        return x[None].expand(n_samples, *x.shape)
+
+    return {
+        "atom_features": rep(f["atom_features"]),
+        "atom_to_token": rep(f["atom_to_token"]),
+        "s_inputs": rep(f["s_inputs"]),
+        "s_trunk": rep(f["s_trunk"]),
+        "z_trunk": rep(f["z_trunk"]),
+        "atom_mask": torch.ones(n_samples, m, dtype=torch.bool),
+        "token_mask": torch.ones(n_samples, n, dtype=torch.bool),
+        "times": rep(times.float()),
+        "frame_mask": torch.ones(n_samples, len(times), dtype=torch.bool),
+    }
+
+
+def _window(
+    model: DiffusionNetwork,
+    inputs: SystemInputs,
+    known: torch.Tensor,
+    known_mask: torch.Tensor,
+    times: torch.Tensor,
+    cfg: SamplerConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Sample one window: ``known`` (S, T, M, 3) where ``known_mask`` (T,) is True."""
+    s = known.shape[0]
+    batch = batch_for(inputs, times, s)
+    mask = known_mask[None].expand(s, -1)
+    with torch.no_grad():
+        return sample(lambda x, sig: model(batch, x, sig), known, mask, cfg, generator)
+
+
+def forecast(
+    model: DiffusionNetwork,
+    inputs: SystemInputs,
+    history: torch.Tensor,
+    n_frames: int,
+    dt_ns: float,
+    window: int,
+    cfg: SamplerConfig,
+    generator: torch.Generator,
+    n_samples: int = 1,
+    max_history: int | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Autoregressive windows: each conditions on the last frames so far and generates the next.
+
+    ``history`` (H, M, 3) are the given leading frames; returns (S, H + n_frames, M, 3) and the
+    frame times. ``max_history`` bounds how many past frames a window sees (unbinding).
+    """
+    if window < 2:
+        raise ValueError("window must hold at least one history and one new frame")
+    traj = history[None].expand(n_samples, *history.shape).clone()
+    limit = min(max_history or window - 1, window - 1)
+    while traj.shape[1] - len(history) < n_frames:
+        h = min(limit, traj.shape[1])
+        k = min(window - h, n_frames - (traj.shape[1] - len(history)))
+        known = torch.cat([traj[:, -h:], torch.zeros(n_samples, k, *traj.shape[2:])], dim=1)
+        mask = torch.arange(h + k) < h
+        times = torch.arange(h + k) * dt_ns
+        out = _window(model, inputs, known, mask, times, cfg, generator)
+        traj = torch.cat([traj, out[:, h:]], dim=1)
+    return traj, np.arange(traj.shape[1]) * dt_ns
+
+
+def interpolate(
+    model: DiffusionNetwork,
+    inputs: SystemInputs,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    n_between: int,
+    dt_ns: float,
+    cfg: SamplerConfig,
+    generator: torch.Generator,
+    n_samples: int = 1,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Frames between two given ones, in one window: (S, n_between + 2, M, 3)."""
+    t = n_between + 2
+    known = torch.zeros(n_samples, t, *start.shape)
+    known[:, 0], known[:, -1] = start, end
+    mask = torch.zeros(t, dtype=torch.bool)
+    mask[0] = mask[-1] = True
+    times = torch.arange(t) * dt_ns
+    return _window(model, inputs, known, mask, times, cfg, generator), times.numpy()
+
+
+def hierarchical(
+    model: DiffusionNetwork,
+    inputs: SystemInputs,
+    start: torch.Tensor,
+    n_coarse: int,
+    coarse_dt_ns: float,
+    fine_dt_ns: float,
+    window: int,
+    cfg: SamplerConfig,
+    generator: torch.Generator,
+    n_samples: int = 1,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Coarse forecast at ``coarse_dt_ns``, then fine frames at ``fine_dt_ns`` between anchors.
+
+    Returns n_coarse · r + 1 frames (r = coarse/fine ratio) at times k · fine_dt_ns.
+    """
+    ratio = round(coarse_dt_ns / fine_dt_ns)
+    if ratio < 1 or abs(ratio * fine_dt_ns - coarse_dt_ns) > 1e-6 * coarse_dt_ns:
+        raise ValueError("coarse_dt_ns must be a whole multiple of fine_dt_ns")
+    coarse, _ = forecast(
+        model, inputs, start[None], n_coarse, coarse_dt_ns, window, cfg, generator, n_samples
+    )
+    pieces = [coarse[:, :1]]
+    for i in range(n_coarse):
+        if ratio == 1:
+            pieces.append(coarse[:, i + 1 : i + 2])
+            continue
+        fine = torch.stack(
+            [
+                interpolate(
+                    model,
+                    inputs,
+                    coarse[s, i],
+                    coarse[s, i + 1],
+                    ratio - 1,
+                    fine_dt_ns,
+                    cfg,
+                    generator,
+                    1,
+                )[0][0]
+                for s in range(n_samples)
+            ]
+        )
+        pieces.append(fine[:, 1:])
+    traj = torch.cat(pieces, dim=1)
+    return traj, np.arange(traj.shape[1]) * fine_dt_ns
+
+
+def ligand_centre_distance(system: ProcessedSystem, traj: np.ndarray) -> np.ndarray:
+    """Distance (Å) of the ligand centre from its starting position, per sample and frame."""
+    lig = system.mol_type == int(MolType.LIGAND)
+    if not lig.any():
+        return np.zeros(traj.shape[:2])
+    centre = traj[:, :, lig].mean(axis=2)
+    return np.linalg.norm(centre - centre[:, :1], axis=-1)
