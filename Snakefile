@@ -1,4 +1,4 @@
-# Boltz-Kinema: raw MD -> shards -> trunk cache -> manifest -> train -> checkpoint (-> sample).
+# Boltz-Kinema: raw MD -> shards -> trunk -> manifest -> train -> checkpoint -> sample -> evaluate.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -10,12 +10,18 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/trunk.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/checkpoint.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/simulate.smk"
 
 
@@ -24,3 +30,4 @@ rule all:
     input:
         MANIFEST,
         f"{RUNS}/{RUN}/checkpoint.json",
+        f"{RUNS}/{RUN}/report.html",

@@ -96,3 +96,21 @@ def test_training_ran_and_the_checkpoint_is_resolved(workdir):
 def test_nothing_to_do_on_a_second_run(workdir):
     proc = snakemake(workdir, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_samples_metrics_and_report_are_written(workdir):
+    run = workdir / "results" / "runs" / "example"
+    for system in ("mdcath_example.villin_hp35_320K_r0", "misato_example.187L"):
+        for mode in ("forecast", "interpolate", "hierarchical"):
+            assert (run / "samples" / system / f"{mode}.npz").exists()
+            assert (run / "samples" / system / f"{system}.{mode}.pdb").exists()
+            assert (run / "samples" / system / f"{mode}_s1.xtc").exists()
+    summary = pd.read_parquet(run / "eval" / "summary.parquet")
+    assert {"model", "noise", "replica"} <= set(summary["method"])
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64" in html and "Summary" in html
+
+
+def test_snakemake_report_renders(workdir):
+    snakemake(workdir, "--report", str(workdir / "snakemake_report.html"))
+    assert (workdir / "snakemake_report.html").stat().st_size > 10_000

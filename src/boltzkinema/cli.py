@@ -102,6 +102,43 @@ def _add_resolve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="checkpoint.json to write")
 
 
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate trajectories of one system in one mode")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.json from resolve-checkpoint")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--results-root", default="results")
+    p.add_argument("--system", required=True)
+    p.add_argument(
+        "--mode", required=True, choices=["forecast", "interpolate", "hierarchical", "unbinding"]
+    )
+    p.add_argument("--config", required=True, help="sample settings (JSON, the config's 'sample')")
+    p.add_argument("--output-dir", required=True)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics of generated trajectories against reference MD")
+    pair = p.add_argument_group("any two trajectories of one system")
+    pair.add_argument("--pred", help="generated trajectory (any format mdtraj reads)")
+    pair.add_argument("--ref", help="reference trajectory")
+    pair.add_argument("--topology", help="topology of both")
+    run = p.add_argument_group("a run's samples")
+    run.add_argument("--samples", nargs="+", help="{mode}.npz files written by 'sample'")
+    run.add_argument("--manifest")
+    run.add_argument("--results-root", default="results")
+    run.add_argument("--checkpoint", help="checkpoint.json (recorded with the metrics)")
+    run.add_argument("--config", help="evaluate settings (JSON)")
+    run.add_argument("--run", default="run")
+    run.add_argument("--output-dir", help="tables and figures go here")
+    p.add_argument("--output", required=True, help="metrics JSON (pair) or summary.parquet (run)")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="HTML report of an evaluated run")
+    p.add_argument("--eval-dir", required=True)
+    p.add_argument("--run", default="run")
+    p.add_argument("--output", required=True)
+
+
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate-example", help="rerun the OpenMM simulations of the example")
     p.add_argument("--inputs", default="resources/example/inputs")
@@ -230,6 +267,61 @@ def run_resolve(a: argparse.Namespace) -> None:
     log.info("%s: step %s (%s) sha256 %s", a.output, info["step"], a.policy, info["sha256"][:12])
 
 
+def run_sample(a: argparse.Namespace) -> None:
+    from boltzkinema.sample.run import SampleConfig, run_sampling
+
+    cfg = SampleConfig.from_dict(json.loads(Path(a.config).read_text()))
+    run_sampling(a.checkpoint, a.manifest, a.results_root, a.system, a.mode, cfg, a.output_dir)
+
+
+def run_evaluate(a: argparse.Namespace) -> None:
+    from boltzkinema.util import atomic_write_text
+
+    if a.pred and a.ref and a.topology:
+        from boltzkinema.evaluate.pair import evaluate_pair
+
+        metrics = evaluate_pair(a.pred, a.ref, a.topology)
+        atomic_write_text(a.output, json.dumps(metrics, indent=1) + "\n")
+        log.info(
+            "%s: %s", a.output, {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}
+        )
+        return
+    if not (a.samples and a.manifest and a.output_dir):
+        raise BoltzKinemaError(
+            "give --pred, --ref and --topology, or --samples, --manifest and --output-dir"
+        )
+    from boltzkinema.evaluate.run import (
+        EvaluateConfig,
+        checkpoint_info,
+        evaluate_samples,
+        record,
+        write_tables,
+    )
+
+    cfg = EvaluateConfig.from_dict(json.loads(Path(a.config).read_text()) if a.config else {})
+    per_system = evaluate_samples(a.samples, a.manifest, a.results_root, cfg, a.output_dir)
+    paths = write_tables(per_system, Path(a.output_dir))
+    if Path(a.output) != paths["summary"]:
+        raise BoltzKinemaError(f"--output must be {paths['summary']}")
+    if cfg.lancedb and a.checkpoint:
+        record(Path(a.results_root) / "lancedb", a.run, checkpoint_info(a.checkpoint), per_system)
+
+
+def run_report(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from boltzkinema.evaluate.report import write_report
+
+    eval_dir = Path(a.eval_dir)
+    write_report(
+        a.run,
+        pd.read_parquet(eval_dir / "per_system.parquet"),
+        pd.read_parquet(eval_dir / "summary.parquet"),
+        sorted((eval_dir / "figures").glob("*.png")),
+        a.output,
+    )
+
+
 def run_simulate(a: argparse.Namespace) -> None:
     from boltzkinema.example import build_example
 
@@ -243,6 +335,9 @@ COMMANDS = {
     "manifest": run_manifest,
     "train": run_train,
     "resolve-checkpoint": run_resolve,
+    "sample": run_sample,
+    "evaluate": run_evaluate,
+    "report": run_report,
     "simulate-example": run_simulate,
 }
 
@@ -258,6 +353,9 @@ def parser() -> argparse.ArgumentParser:
         _add_manifest,
         _add_train,
         _add_resolve,
+        _add_sample,
+        _add_evaluate,
+        _add_report,
         _add_simulate,
     ):
         add(sub)

@@ -15,6 +15,8 @@ wildcard_constraints:
     dataset="[A-Za-z][A-Za-z0-9_]*",
     shard="[0-9]{4}",
     run="[A-Za-z0-9_.-]+",
+    stage="train|sample|evaluate",
+    mode="forecast|interpolate|hierarchical|unbinding",
 
 
 def dataset_cfg(dataset):
@@ -74,6 +76,15 @@ def launcher(devices):
 def explicit_checkpoint_arg(wildcards):
     path = config["checkpoint"].get("path")
     return f"--path '{path}'" if path else ""
+
+
+def sample_files(wildcards):
+    """Every {mode}.npz the config asks for."""
+    return [
+        f"{RUNS}/{wildcards.run}/samples/{system}/{mode}.npz"
+        for system in config["sample"]["systems"]
+        for mode in config["sample"]["modes"]
+    ]
 
 
 def results_root(path, depth):

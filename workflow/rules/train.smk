@@ -3,17 +3,17 @@
 # Delete results/runs/{run}/ (or pick a new run name) to train from scratch.
 
 
-rule train_config:
+rule stage_config:
     output:
-        f"{RUNS}/{{run}}/train_config.json",
+        f"{RUNS}/{{run}}/{{stage}}_config.json",
     log:
-        f"{RESULTS}/logs/train_config/{{run}}.log",
+        f"{RESULTS}/logs/stage_config/{{run}}.{{stage}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_config/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/stage_config/{{run}}.{{stage}}.tsv"
     params:
-        train=config["train"],
+        settings=lambda wildcards: config[wildcards.stage],
     run:
-        write_json(params.train, output[0])
+        write_json(params.settings, output[0])
 
 
 rule train:

@@ -1,7 +1,7 @@
 """Write generated trajectories as files that VMD, PyMOL and mdtraj open.
 
 ``{mode}.npz`` holds ``coords`` (S, F, M, 3) in Å and ``times_ns`` (F,); beside it, per sample,
-``{mode}_s{k}.xtc`` and one topology ``{system}.pdb`` with chains, residues, elements and CONECT
+``{mode}_s{k}.xtc`` and one topology ``{system}.{mode}.pdb`` with chains, residues, elements and CONECT
 records for ligand bonds.
 """
 
@@ -84,7 +84,7 @@ def write_samples(
             system_id=np.array(system.system_id),
         )
     os.replace(tmp, npz)
-    pdb = out_dir / f"{system.system_id}.pdb"
+    pdb = out_dir / f"{system.system_id}.{mode}.pdb"
     write_pdb(system, coords[0, 0], pdb)
     paths = {"npz": npz, "pdb": pdb}
     for k, sample_coords in enumerate(coords):

@@ -363,6 +363,7 @@ class Trainer:
             "best_val": self.best_val,
             "data_position": self.step * self.cfg.batch_size * self.world,
             "model_config": self.model_cfg.to_dict(),
+            "lora_rank": self.cfg.lora_rank,
         }
         folder = ckpt.save_checkpoint(
             self.run_dir,

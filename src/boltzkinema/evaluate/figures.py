@@ -1,0 +1,129 @@
+"""Figures per system: RMSF profiles, projection on the reference's top PCs, backbone torsions
+and, for ligands, the ligand-centre distance over time. PNG, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from boltzkinema.data.store import ProcessedSystem
+from boltzkinema.evaluate import metrics as mt
+from boltzkinema.evaluate.evaluate import backbone_torsions
+from boltzkinema.io.chemistry import MolType
+from boltzkinema.util import tmp_path
+
+COLOURS = {"reference": "black", "model": "tab:blue", "noise": "tab:grey", "replica": "tab:green"}
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path(path)
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def system_figures(
+    system: ProcessedSystem,
+    ref: np.ndarray,
+    ensembles: dict[str, np.ndarray],
+    times: np.ndarray,
+    out_dir: Path,
+    mode: str,
+) -> list[Path]:
+    """All figures of one system and mode; returns their paths."""
+    sid = system.system_id
+    ca = system.atom_names == "CA"
+    if ca.sum() < 3:
+        ca = np.ones(system.n_atoms, bool)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    _, r = mt.aligned(ref, ref)
+    ax.plot(mt.rmsf(r[:, ca]), color=COLOURS["reference"], label="reference MD")
+    for name, ens in ensembles.items():
+        p, _ = mt.aligned(ens, ref)
+        ax.plot(mt.rmsf(p[:, ca]), color=COLOURS.get(name), label=name, alpha=0.8)
+    ax.set_xlabel("residue (Cα)")
+    ax.set_ylabel("RMSF (Å)")
+    ax.set_title(f"{sid} — {mode}")
+    ax.legend(fontsize=7)
+    paths.append(out_dir / f"{sid}.{mode}.rmsf.png")
+    _save(fig, paths[-1])
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    rr = r[:, ca].reshape(len(r), -1)
+    mean = rr.mean(0)
+    _, _, vt = np.linalg.svd(rr - mean, full_matrices=False)
+    pr = (rr - mean) @ vt[:2].T
+    ax.scatter(pr[:, 0], pr[:, 1], s=6, color=COLOURS["reference"], label="reference MD")
+    for name, ens in ensembles.items():
+        p, _ = mt.aligned(ens, ref)
+        pp = (p[:, ca].reshape(len(p), -1) - mean) @ vt[:2].T
+        ax.scatter(pp[:, 0], pp[:, 1], s=6, color=COLOURS.get(name), label=name, alpha=0.6)
+    ax.set_xlabel("PC1 (Å)")
+    ax.set_ylabel("PC2 (Å)")
+    ax.legend(fontsize=7)
+    paths.append(out_dir / f"{sid}.{mode}.pca.png")
+    _save(fig, paths[-1])
+
+    quads = backbone_torsions(system)
+    if len(quads):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        bins = np.linspace(-np.pi, np.pi, 37)
+        ax.hist(
+            mt.dihedrals(ref, quads).ravel(),
+            bins,
+            histtype="step",
+            density=True,
+            color=COLOURS["reference"],
+            label="reference MD",
+        )
+        for name, ens in ensembles.items():
+            ax.hist(
+                mt.dihedrals(ens, quads).ravel(),
+                bins,
+                histtype="step",
+                density=True,
+                color=COLOURS.get(name),
+                label=name,
+            )
+        ax.set_xlabel("backbone φ/ψ (rad)")
+        ax.legend(fontsize=7)
+        paths.append(out_dir / f"{sid}.{mode}.torsions.png")
+        _save(fig, paths[-1])
+
+    lig = system.mol_type == int(MolType.LIGAND)
+    if lig.any() and "model" in ensembles:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        p, r = mt.aligned(ensembles["model"], ref, ~lig)
+        per_sample = p.reshape(-1, len(times), *p.shape[1:]) if len(p) % len(times) == 0 else None
+        if per_sample is not None:
+            for k, traj in enumerate(per_sample):
+                c = traj[:, lig].mean(1)
+                ax.plot(
+                    times,
+                    np.linalg.norm(c - r[0, lig].mean(0), axis=-1),
+                    color="tab:blue",
+                    alpha=0.7,
+                    label="model" if k == 0 else None,
+                )
+        c_ref = r[:, lig].mean(1)
+        ax.plot(
+            np.arange(len(r)) * (times[1] - times[0] if len(times) > 1 else 1.0),
+            np.linalg.norm(c_ref - c_ref[0], axis=-1),
+            color="black",
+            label="reference MD",
+        )
+        ax.set_xlabel("time (ns)")
+        ax.set_ylabel("ligand centre distance (Å)")
+        ax.legend(fontsize=7)
+        paths.append(out_dir / f"{sid}.{mode}.ligand.png")
+        _save(fig, paths[-1])
+    return paths

@@ -1,0 +1,159 @@
+"""One sampling job: a resolved checkpoint, one system, one mode → trajectory files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.sample import modes
+from boltzkinema.sample.sampler import SamplerConfig
+from boltzkinema.sample.writers import write_samples
+from boltzkinema.train.checkpoint import load_weights
+from boltzkinema.train.params import add_lora
+from boltzkinema.util import tmp_path
+
+log = logging.getLogger(__name__)
+MODES = ("forecast", "interpolate", "hierarchical", "unbinding")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """The ``sample`` section of the config."""
+
+    systems: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=lambda: ["forecast"])
+    n_samples: int = 2
+    seed: int = 0
+    window: int = 4
+    history: int = 1
+    n_frames: int = 8
+    dt_ns: float | None = None
+    n_coarse: int = 2
+    coarse_factor: int = 4
+    max_history: int = 2
+    sampler: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise BoltzKinemaError(f"unknown sample settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def load_model(checkpoint_json: str | Path) -> DiffusionNetwork:
+    """The network of a resolved checkpoint, with every parameter loaded (or a clear error)."""
+    info = json.loads(Path(checkpoint_json).read_text())
+    folder = Path(info["path"])
+    state = json.loads((folder / "state.json").read_text())
+    model = DiffusionNetwork(ModelConfig(**state["model_config"]))
+    if state.get("lora_rank"):
+        add_lora(model, state["lora_rank"])
+    report = load_weights(model, info["weights"])
+    if report["missing"]:
+        raise BoltzKinemaError(
+            f"{info['weights']} lacks {len(report['missing'])} parameters (e.g. "
+            f"{report['missing'][:3]}): the run saved trainable parameters only; set "
+            "train.save: all, or sample from a checkpoint with every weight"
+        )
+    model.eval()
+    return model
+
+
+def sample_system(
+    model: DiffusionNetwork, inputs: modes.SystemInputs, mode: str, cfg: SampleConfig, dt_ns: float
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Coordinates (S, F, M, 3) in Å, times (F,) in ns and extras of one mode."""
+    if mode not in MODES:
+        raise BoltzKinemaError(f"unknown sampling mode {mode!r}; choose from {MODES}")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = SamplerConfig(**cfg.sampler)
+    frames = torch.from_numpy(inputs.system.coords.astype(np.float32))
+    extras: dict[str, np.ndarray] = {}
+    if mode in ("forecast", "unbinding"):
+        if mode == "unbinding" and not model.cfg.causal:
+            log.warning("unbinding with a bidirectional model; train with model.causal: true")
+        history = frames[: max(1, min(cfg.history, len(frames)))]
+        traj, times = modes.forecast(
+            model,
+            inputs,
+            history,
+            cfg.n_frames,
+            dt_ns,
+            cfg.window,
+            sampler,
+            gen,
+            cfg.n_samples,
+            cfg.max_history if mode == "unbinding" else None,
+        )
+        if mode == "unbinding":
+            extras["ligand_centre_distance"] = modes.ligand_centre_distance(
+                inputs.system, traj.numpy()
+            )
+    elif mode == "interpolate":
+        end = min(len(frames) - 1, cfg.n_frames + 1)
+        if end < 1:
+            raise BoltzKinemaError("interpolate needs a system with at least two frames")
+        traj, times = modes.interpolate(
+            model, inputs, frames[0], frames[end], end - 1, dt_ns, sampler, gen, cfg.n_samples
+        )
+    else:
+        traj, times = modes.hierarchical(
+            model,
+            inputs,
+            frames[0],
+            cfg.n_coarse,
+            cfg.coarse_factor * dt_ns,
+            dt_ns,
+            cfg.window,
+            sampler,
+            gen,
+            cfg.n_samples,
+        )
+    return traj.numpy(), np.asarray(times), extras
+
+
+def run_sampling(
+    checkpoint_json: str | Path,
+    manifest: str | Path,
+    results_root: str | Path,
+    system_id: str,
+    mode: str,
+    cfg: SampleConfig,
+    out_dir: str | Path,
+) -> dict[str, Path]:
+    """Sample one system in one mode and write npz, xtc and pdb under ``out_dir``."""
+    table = pd.read_parquet(manifest).set_index("system_id")
+    if system_id not in table.index:
+        raise BoltzKinemaError(
+            f"system {system_id!r} is not in {manifest}; pick one of {sorted(table.index)[:10]}"
+        )
+    row = table.loc[system_id]
+    inputs = modes.load_system(results_root, row["shard"], system_id, row["trunk_path"])
+    model = load_model(checkpoint_json)
+    dt = cfg.dt_ns or float(row["frame_dt_ns"])
+    coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
+    paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)
+    if extras:
+        target = Path(out_dir) / f"{mode}_extras.npz"
+        with open(tmp_path(target), "wb") as f:
+            np.savez(f, **extras)
+        tmp_path(target).replace(target)
+    log.info(
+        "%s %s: %d samples x %d frames -> %s",
+        system_id,
+        mode,
+        coords.shape[0],
+        coords.shape[1],
+        paths["npz"],
+    )
+    return paths

@@ -1,0 +1,76 @@
+"""Metrics on cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from boltzkinema.evaluate import metrics as mt
+
+
+def ensemble(f=60, m=12, seed=0, spread=0.5):
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.normal(0, 1.5, (m, 3)), axis=0)
+    return base[None] + rng.normal(0, spread, (f, m, 3))
+
+
+def test_identical_ensembles_score_perfectly():
+    x = ensemble()
+    p, r = mt.aligned(x, x)
+    assert mt.pearson(mt.rmsf(p), mt.rmsf(r)) == pytest.approx(1.0)
+    assert mt.rmwd(p, r) == pytest.approx(0.0, abs=1e-4)
+    assert mt.pca_w2(p, r) == pytest.approx(0.0, abs=1e-9)
+    assert mt.torsion_jsd(np.zeros((5, 2)), np.zeros((5, 2))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rmwd_of_shifted_gaussians_is_the_shift():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1.0, (20000, 4, 3))
+    b = a + np.array([3.0, 0.0, 0.0])
+    assert mt.rmwd(a, b) == pytest.approx(3.0, rel=1e-3)
+
+
+def test_rmwd_of_scaled_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 1.0, (40000, 2, 3))
+    # W2² between N(0, I) and N(0, 4I) in 3-D is 3 (2 - 1)² = 3.
+    assert mt.rmwd(a, 2 * a) == pytest.approx(np.sqrt(3.0), rel=2e-2)
+
+
+def test_rmsf_and_pairwise_rmsd_of_a_known_ensemble():
+    x = np.zeros((2, 3, 3))
+    x[1, :, 0] = [1.0, -1.0, 0.0]  # breathing motion, not removable by superposition
+    assert np.allclose(mt.rmsf(x), [0.5, 0.5, 0.0])
+    assert mt.pairwise_rmsd(x) > 0
+
+
+def test_contact_sets_on_a_hand_made_trajectory():
+    ref0 = np.array(
+        [[0, 0, 0], [3.8, 0, 0], [7.6, 0, 0], [11.4, 0, 0], [15.2, 0, 0], [4.0, 5.0, 0]], float
+    )
+    frames = np.repeat(ref0[None], 10, axis=0)
+    frames[:5, 5] = [30.0, 30.0, 0.0]  # atom 5 leaves half the time: its contacts are weak
+    frames[:3, 4] = [2.0, 3.0, 0.0]  # atom 4 visits atoms 0 and 1 in 30 % of frames
+    weak, transient = mt.contact_sets(frames, ref0)
+    assert weak == {(0, 5), (1, 5), (2, 5)}
+    assert transient == {(0, 4), (1, 4)}
+    assert mt.jaccard({(0, 4)}, {(0, 4), (1, 5)}) == pytest.approx(0.5)
+
+
+def test_decorrelation_time_of_a_slow_and_a_fast_signal():
+    t = np.arange(400)
+    slow = np.sin(2 * np.pi * t / 200)
+    fast = np.random.default_rng(0).normal(size=400)
+    assert mt.decorrelation_time(slow, 1.0) > 10 * mt.decorrelation_time(fast, 1.0)
+
+
+def test_dihedral_of_a_known_geometry():
+    x = np.array([[[1.0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]]])
+    assert mt.dihedrals(x, np.array([[0, 1, 2, 3]]))[0, 0] == pytest.approx(-np.pi / 2)
+
+
+def test_validity_counts_bond_violations_and_clashes():
+    x = np.array([[[0, 0, 0], [1.5, 0, 0], [3.0, 0, 0], [0.5, 0.5, 0.0]]], float)
+    bonds = np.array([[0, 1], [1, 2]])
+    assert mt.bond_violations(x, bonds, np.array([1.5, 1.2])) == 0.5
+    assert mt.clashes(x, bonds) == 2  # unbonded atom 3 sits on atoms 0 and 1

@@ -1,0 +1,147 @@
+"""Generation modes on a real system, and files that mdtraj and Biopython read back."""
+
+from __future__ import annotations
+
+import mdtraj
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from Bio.PDB import PDBParser
+
+from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.sample import modes
+from boltzkinema.sample.run import SampleConfig, sample_system
+from boltzkinema.sample.sampler import SamplerConfig
+from boltzkinema.sample.writers import write_samples
+
+FAST = SamplerConfig(n_steps=3)
+SMALL = {
+    "c_atom": 16,
+    "c_token": 16,
+    "atom_heads": 2,
+    "token_heads": 2,
+    "atom_encoder_blocks": 1,
+    "token_blocks": 1,
+    "atom_decoder_blocks": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def system(example_results):
+    m = pd.read_parquet(example_results / "manifest.parquet").set_index("system_id")
+    row = m.loc["misato_example.187L"]
+    return modes.load_system(example_results, row["shard"], row.name, row["trunk_path"])
+
+
+@pytest.fixture(scope="module")
+def model(system):
+    torch.manual_seed(0)
+    c_s, c_z = system.features["s_trunk"].shape[1], system.features["z_trunk"].shape[2]
+    return DiffusionNetwork(ModelConfig(c_s=c_s, c_z=c_z, **SMALL)).eval()
+
+
+def _gen():
+    return torch.Generator().manual_seed(0)
+
+
+def test_forecast_extends_the_history_window_by_window(model, system):
+    hist = torch.from_numpy(system.system.coords[:2])
+    traj, times = modes.forecast(model, system, hist, 5, 0.002, 3, FAST, _gen(), n_samples=2)
+    assert traj.shape == (2, 7, system.n_atoms, 3)
+    assert np.allclose(times, np.arange(7) * 0.002)
+    assert torch.equal(traj[:, :2], hist[None].expand(2, -1, -1, -1))
+
+
+def test_interpolation_keeps_both_ends(model, system):
+    a, b = (torch.from_numpy(system.system.coords[i]) for i in (0, 5))
+    traj, times = modes.interpolate(model, system, a, b, 3, 0.001, FAST, _gen(), 2)
+    assert traj.shape[1] == 5 and np.allclose(times, [0, 0.001, 0.002, 0.003, 0.004])
+    assert torch.equal(traj[:, 0], a[None].expand(2, -1, -1))
+    assert torch.equal(traj[:, -1], b[None].expand(2, -1, -1))
+
+
+def test_hierarchical_puts_fine_frames_between_coarse_anchors(model, system):
+    start = torch.from_numpy(system.system.coords[0])
+    traj, times = modes.hierarchical(
+        model,
+        system,
+        start,
+        n_coarse=2,
+        coarse_dt_ns=0.003,
+        fine_dt_ns=0.001,
+        window=3,
+        cfg=FAST,
+        generator=_gen(),
+        n_samples=1,
+    )
+    assert traj.shape[1] == 2 * 3 + 1
+    assert np.allclose(times, np.arange(7) * 0.001)
+    with pytest.raises(ValueError, match="whole multiple"):
+        modes.hierarchical(model, system, start, 2, 0.0025, 0.001, 3, FAST, _gen())
+
+
+def test_unbinding_bounds_the_history_and_tracks_the_ligand(model, system):
+    cfg = SampleConfig(
+        n_frames=3, window=4, history=3, max_history=1, n_samples=1, sampler={"n_steps": 2}
+    )
+    calls = []
+    real = modes._window
+
+    def spy(model_, inputs, known, mask, times, sampler, gen):
+        calls.append(int(mask.sum()))
+        return real(model_, inputs, known, mask, times, sampler, gen)
+
+    modes._window = spy
+    try:
+        coords, _, extras = sample_system(model, system, "unbinding", cfg, 0.001)
+    finally:
+        modes._window = real
+    assert set(calls) == {1}
+    assert extras["ligand_centre_distance"].shape == (1, coords.shape[1])
+
+
+def test_written_files_read_back_in_mdtraj_and_biopython(model, system, tmp_path):
+    coords = np.stack([system.system.coords[:4]] * 2)
+    paths = write_samples(system.system, coords, np.arange(4) * 0.001, tmp_path, "forecast")
+    traj = mdtraj.load(str(paths["xtc1"]), top=str(paths["pdb"]))
+    assert traj.n_frames == 4 and traj.n_atoms == system.n_atoms
+    np.testing.assert_allclose(traj.xyz * 10, coords[1], atol=0.01)
+    # MISATO molecules become chains: the protein, then the ligand as one residue of its own.
+    assert traj.topology.n_chains == 2 and traj.topology.n_residues == 163
+    assert [r.name for r in traj.topology.chain(1).residues] == ["MOL"]
+    structure = PDBParser(QUIET=True).get_structure("s", str(paths["pdb"]))
+    elements = [a.element for a in structure.get_atoms()]
+    assert elements.count("C") == int((system.system.elements == "C").sum())
+    conect = [ln for ln in paths["pdb"].read_text().splitlines() if ln.startswith("CONECT")]
+    assert len(conect) == 8  # p-xylene: 6 ring bonds + 2 methyls
+    data = np.load(paths["npz"])
+    assert data["coords"].shape == coords.shape and np.allclose(data["times_ns"][1], 0.001)
+
+
+def test_every_sample_setting_has_an_effect(model, system):
+    base = SampleConfig(n_frames=2, window=3, n_samples=1, sampler={"n_steps": 2})
+    ref = sample_system(model, system, "forecast", base, 0.001)[0]
+    changes = {
+        "n_frames": 3,
+        "window": 2,
+        "history": 2,
+        "n_samples": 2,
+        "seed": 1,
+        "sampler": {"n_steps": 3},
+    }
+    for key, value in changes.items():
+        cfg = SampleConfig(**{**base.__dict__, key: value})
+        other = sample_system(model, system, "forecast", cfg, 0.001)[0]
+        assert other.shape != ref.shape or not np.allclose(other, ref), key
+    hier = SampleConfig(n_coarse=1, coarse_factor=2, window=3, n_samples=1, sampler={"n_steps": 2})
+    a = sample_system(model, system, "hierarchical", hier, 0.001)[0]
+    b = sample_system(
+        model, system, "hierarchical", SampleConfig(**{**hier.__dict__, "coarse_factor": 3}), 0.001
+    )[0]
+    c = sample_system(
+        model, system, "hierarchical", SampleConfig(**{**hier.__dict__, "n_coarse": 2}), 0.001
+    )[0]
+    assert a.shape[1] == 3 and b.shape[1] == 4 and c.shape[1] == 5
+    # systems and modes choose the workflow's jobs, max_history acts in the unbinding test
+    # above, dt_ns in test_evaluate's sampling-job test.

@@ -1,0 +1,36 @@
+# Stage 7: metrics against reference MD and baselines, per split; figures; LanceDB rows.
+
+
+rule evaluate:
+    input:
+        samples=sample_files,
+        manifest=MANIFEST,
+        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
+        config=f"{RUNS}/{{run}}/evaluate_config.json",
+    output:
+        summary=report(
+            f"{RUNS}/{{run}}/eval/summary.parquet",
+            caption="../report/summary.rst",
+            category="Evaluation",
+        ),
+        per_system=f"{RUNS}/{{run}}/eval/per_system.parquet",
+        figures=report(
+            directory(f"{RUNS}/{{run}}/eval/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        f"{RESULTS}/logs/evaluate/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{run}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        results=lambda wildcards, input: results_root(input.manifest, depth=1),
+        out_dir=lambda wildcards, output: str(Path(output.summary).parent),
+    shell:
+        "python -m boltzkinema evaluate --samples {input.samples} "
+        "--manifest {input.manifest} --results-root {params.results} "
+        "--checkpoint {input.checkpoint} --config {input.config} --run {wildcards.run} "
+        "--output-dir {params.out_dir} --output {output.summary} 2> {log}"

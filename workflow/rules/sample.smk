@@ -1,0 +1,31 @@
+# Stage 6: generate trajectories from the resolved checkpoint, per system and mode.
+
+
+rule sample:
+    input:
+        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
+        manifest=MANIFEST,
+        config=f"{RUNS}/{{run}}/sample_config.json",
+    output:
+        npz=f"{RUNS}/{{run}}/samples/{{system}}/{{mode}}.npz",
+        pdb=report(
+            f"{RUNS}/{{run}}/samples/{{system}}/{{system}}.{{mode}}.pdb",
+            caption="../report/sample.rst",
+            category="Samples",
+        ),
+    log:
+        f"{RESULTS}/logs/sample/{{run}}/{{system}}.{{mode}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sample/{{run}}/{{system}}.{{mode}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        gpu=1,
+    params:
+        results=lambda wildcards, input: results_root(input.manifest, depth=1),
+        out_dir=lambda wildcards, output: str(Path(output.npz).parent),
+    shell:
+        "python -m boltzkinema sample --checkpoint {input.checkpoint} "
+        "--manifest {input.manifest} --results-root {params.results} "
+        "--system {wildcards.system} --mode {wildcards.mode} --config {input.config} "
+        "--output-dir {params.out_dir} 2> {log}"
