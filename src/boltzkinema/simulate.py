@@ -53,7 +53,7 @@ SYSTEM_NOTES = {
 }
 
 
-def _build(system: str, inputs: Path):
+def build_system(system: str, inputs: Path):
     """Return (topology, openmm System, positions) for one named example system."""
     from openmm import app, unit
 
@@ -95,7 +95,7 @@ def simulate(run: SimulationRun, inputs: Path, output: Path, threads: int = 1) -
     import openmm
     from openmm import unit
 
-    topology, system, positions = _build(run.system, inputs)
+    topology, system, positions = build_system(run.system, inputs)
     integrator = openmm.LangevinMiddleIntegrator(
         run.temperature_k * unit.kelvin,
         run.friction_per_ps / unit.picosecond,

@@ -1,8 +1,8 @@
 """Write generated trajectories as files that VMD, PyMOL and mdtraj open.
 
 ``{mode}.npz`` holds ``coords`` (S, F, M, 3) in Å and ``times_ns`` (F,); beside it, per sample,
-``{mode}_s{k}.xtc`` and one topology ``{system}.{mode}.pdb`` with chains, residues, elements and CONECT
-records for ligand bonds.
+``{mode}_s{k}.xtc`` and one topology ``{system}.{mode}.pdb`` with chains, residues, elements
+and CONECT records for ligand bonds.
 """
 
 from __future__ import annotations
