@@ -74,3 +74,37 @@ def test_validity_counts_bond_violations_and_clashes():
     bonds = np.array([[0, 1], [1, 2]])
     assert mt.bond_violations(x, bonds, np.array([1.5, 1.2])) == 0.5
     assert mt.clashes(x, bonds) == 2  # unbonded atom 3 sits on atoms 0 and 1
+
+
+def test_mirror_image_flips_every_chiral_centre_and_breaks_nothing():
+    x = ensemble(f=3, m=8, spread=0.0)
+    centres = np.array([[0, 2, 3, 1], [4, 6, 7, 5]])
+    assert mt.chirality_flips(x, x[0], centres) == 0.0
+    mirrored = x * np.array([-1.0, 1.0, 1.0])
+    assert mt.chirality_flips(mirrored, x[0], centres) == 1.0
+    pairs = np.array([[0, 1], [1, 2]])
+    stretched = x.copy()
+    stretched[:, 2] += 20.0
+    assert mt.chain_breaks(stretched, pairs) == 1.0
+
+
+def test_pocket_contacts_all_kept_when_nothing_moves_and_lost_when_the_ligand_leaves():
+    x = ensemble(f=4, m=10, spread=0.0)
+    lig = np.zeros(10, bool)
+    lig[-2:] = True
+    x[:, -2:] = x[:, :2] + 1.0  # ligand atoms beside receptor atoms 0 and 1
+    assert mt.pocket_contacts_kept(x, x[0], lig, ~lig) == 1.0
+    gone = x.copy()
+    gone[:, -2:] += 50.0
+    assert mt.pocket_contacts_kept(gone, x[0], lig, ~lig) == 0.0
+
+
+def test_tica_finds_the_slow_coordinate():
+    rng = np.random.default_rng(0)
+    t = np.arange(2000)
+    slow = np.sin(2 * np.pi * t / 500)
+    x = np.zeros((2000, 2, 3))
+    x[:, 0, 0] = slow + 0.05 * rng.normal(size=2000)
+    x[:, 1, 1] = 3.0 * rng.normal(size=2000)  # larger variance, but fast
+    tic, _ = mt.tica_first(x, x)
+    assert abs(np.corrcoef(tic, slow)[0, 1]) > 0.95

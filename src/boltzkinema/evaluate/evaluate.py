@@ -31,6 +31,51 @@ def backbone_torsions(system: ProcessedSystem) -> np.ndarray:
     return np.array(quads, dtype=np.int64).reshape(-1, 4)
 
 
+CHI1_GAMMA = ("CG", "OG", "OG1", "SG", "CG1")
+UNBOUND_ANGSTROM = 10.0
+
+
+def side_chain_torsions(system: ProcessedSystem) -> np.ndarray:
+    """Atom quadruples of every χ1 (N, CA, CB, first γ atom)."""
+    index = {
+        (int(c), int(r), str(n)): i
+        for i, (c, r, n) in enumerate(
+            zip(system.chain_index, system.residue_index, system.atom_names, strict=True)
+        )
+    }
+    quads = []
+    for (c, r, n), i in index.items():
+        if n != "CA":
+            continue
+        gamma = next((index[(c, r, g)] for g in CHI1_GAMMA if (c, r, g) in index), None)
+        ni, cb = index.get((c, r, "N")), index.get((c, r, "CB"))
+        if None not in (ni, cb, gamma):
+            quads.append((ni, i, cb, gamma))
+    return np.array(quads, dtype=np.int64).reshape(-1, 4)
+
+
+def backbone_geometry(system: ProcessedSystem) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive Cα pairs within chains, and (N, C, CB, CA) quadruples for handedness."""
+    index = {
+        (int(c), int(r), str(n)): i
+        for i, (c, r, n) in enumerate(
+            zip(system.chain_index, system.residue_index, system.atom_names, strict=True)
+        )
+    }
+    pairs, centres = [], []
+    for (c, r, n), i in index.items():
+        if n != "CA":
+            continue
+        if (c, r + 1, "CA") in index:
+            pairs.append((i, index[(c, r + 1, "CA")]))
+        if all((c, r, k) in index for k in ("N", "C", "CB")):
+            centres.append((index[(c, r, "N")], index[(c, r, "C")], index[(c, r, "CB")], i))
+    return (
+        np.array(pairs, dtype=np.int64).reshape(-1, 2),
+        np.array(centres, dtype=np.int64).reshape(-1, 4),
+    )
+
+
 def noise_baseline(ref: np.ndarray, n_frames: int, rng: np.random.Generator) -> np.ndarray:
     """The trivial generator: the start frame plus per-atom Gaussian noise of the reference RMSF."""
     _, ref_al = mt.aligned(ref, ref)
@@ -67,23 +112,31 @@ def evaluate_ensemble(
     out["weak_contacts_jaccard"] = mt.jaccard(weak_p, weak_r)
     out["transient_contacts_jaccard"] = mt.jaccard(trans_p, trans_r)
     quads = backbone_torsions(system)
-    tor_p, tor_r = mt.dihedrals(pred, quads), mt.dihedrals(ref, quads)
-    out["torsion_jsd"] = mt.torsion_jsd(tor_p, tor_r)
-    pc_p, pc_r = _first_pc(p[:, ca], r[:, ca])
-    out["decorrelation_ns_pred"] = mt.decorrelation_time(pc_p, dt_ns)
-    out["decorrelation_ns_ref"] = mt.decorrelation_time(pc_r, dt_ns)
+    out["torsion_jsd"] = mt.torsion_jsd(mt.dihedrals(pred, quads), mt.dihedrals(ref, quads))
+    chi = side_chain_torsions(system)
+    out["chi1_jsd"] = mt.torsion_jsd(mt.dihedrals(pred, chi), mt.dihedrals(ref, chi))
+    tic_r, tic_p = mt.tica_first(r[:, ca], p[:, ca])
+    out["decorrelation_ns_pred"] = mt.decorrelation_time(tic_p, dt_ns)
+    out["decorrelation_ns_ref"] = mt.decorrelation_time(tic_r, dt_ns)
+    out["torsion_decorrelation_ns_pred"] = _torsion_decorrelation(mt.dihedrals(pred, quads), dt_ns)
+    out["torsion_decorrelation_ns_ref"] = _torsion_decorrelation(mt.dihedrals(ref, quads), dt_ns)
     out["bond_violations"] = mt.bond_violations(pred, system.bonds, system.bond_lengths)
     out["clashes_per_frame"] = mt.clashes(pred, system.bonds)
+    ca_pairs, centres = backbone_geometry(system)
+    out["chain_breaks_per_frame"] = mt.chain_breaks(pred, ca_pairs)
+    out["chirality_flips"] = mt.chirality_flips(pred, ref[0], centres)
     lig = system.mol_type == int(MolType.LIGAND)
     if lig.any():
         out["ligand_rmsd"] = float(np.sqrt(((p[:, lig] - r[0, lig]) ** 2).sum(-1).mean(-1)).mean())
         centre = p[:, lig].mean(1)
         out["ligand_centre_displacement"] = float(np.linalg.norm(centre[-1] - centre[0]))
+        out["pocket_contacts_kept"] = mt.pocket_contacts_kept(p, r[0], lig, protein)
+        out["unbound"] = bool(np.linalg.norm(centre[-1] - r[0, lig].mean(0)) > UNBOUND_ANGSTROM)
     return out
 
 
-def _first_pc(p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rr = r.reshape(len(r), -1)
-    mean = rr.mean(0)
-    _, _, vt = np.linalg.svd(rr - mean, full_matrices=False)
-    return (p.reshape(len(p), -1) - mean) @ vt[0], (rr - mean) @ vt[0]
+def _torsion_decorrelation(angles: np.ndarray, dt_ns: float) -> float:
+    """Median over torsions of the decorrelation time of cos(angle)."""
+    if angles.size == 0:
+        return float("nan")
+    return float(np.nanmedian([mt.decorrelation_time(np.cos(a), dt_ns) for a in angles.T]))

@@ -179,3 +179,63 @@ def dihedrals(x: np.ndarray, quads: np.ndarray) -> np.ndarray:
     v = b0 - (b0 * b1n).sum(-1, keepdims=True) * b1n
     w = b2 - (b2 * b1n).sum(-1, keepdims=True) * b1n
     return np.arctan2((np.cross(b1n, v) * w).sum(-1), (v * w).sum(-1))
+
+
+def tica_first(
+    ref: np.ndarray, pred: np.ndarray, lag: int = 1, reg: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projections on the reference's slowest TICA component (time-lagged covariance)."""
+    r = ref.reshape(len(ref), -1)
+    mean = r.mean(0)
+    x = r - mean
+    if len(x) <= lag + 1:
+        return np.zeros(len(ref)), np.zeros(len(pred))
+    # Work in the PCA basis of the reference to keep the eigenproblem small and well posed.
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    keep = s > s[0] * 1e-6
+    basis = vt[keep][: min(20, int(keep.sum()))]
+    y = x @ basis.T
+    c0 = y.T @ y / len(y) + reg * np.eye(len(basis))
+    ct = (y[:-lag].T @ y[lag:] + y[lag:].T @ y[:-lag]) / (2 * (len(y) - lag))
+    w, v = np.linalg.eigh(c0)
+    whiten = v / np.sqrt(w)
+    _, ew = np.linalg.eigh(whiten.T @ ct @ whiten)
+    comp = basis.T @ (whiten @ ew[:, -1])
+    return x @ comp, (pred.reshape(len(pred), -1) - mean) @ comp
+
+
+def chain_breaks(x: np.ndarray, ca_pairs: np.ndarray, limit: float = 4.2) -> float:
+    """Mean number per frame of consecutive Cα pairs farther apart than ``limit`` Å."""
+    if len(ca_pairs) == 0:
+        return 0.0
+    d = np.linalg.norm(x[:, ca_pairs[:, 0]] - x[:, ca_pairs[:, 1]], axis=-1)
+    return float((d > limit).sum(1).mean())
+
+
+def chirality_flips(x: np.ndarray, ref0: np.ndarray, centres: np.ndarray) -> float:
+    """Fraction of (frame, centre) whose handedness (sign of the triple product of the three
+    neighbours around a centre, e.g. N, C, CB around Cα) differs from the reference."""
+    if len(centres) == 0:
+        return 0.0
+
+    def sign(c: np.ndarray) -> np.ndarray:
+        a, b, d, o = (c[..., centres[:, i], :] for i in range(4))
+        return np.sign(np.einsum("...i,...i->...", np.cross(a - o, b - o), d - o))
+
+    return float((sign(x) != sign(ref0[None])).mean())
+
+
+def pocket_contacts_kept(
+    x: np.ndarray, ref0: np.ndarray, ligand: np.ndarray, receptor: np.ndarray, cutoff: float = 4.5
+) -> float:
+    """Fraction of the reference's ligand–receptor heavy-atom contacts present, per frame mean."""
+    lig, rec = np.flatnonzero(ligand), np.flatnonzero(receptor)
+    if len(lig) == 0 or len(rec) == 0:
+        return float("nan")
+    d0 = np.linalg.norm(ref0[lig][:, None] - ref0[rec][None], axis=-1)
+    pairs = np.argwhere(d0 < cutoff)
+    if len(pairs) == 0:
+        return float("nan")
+    a, b = lig[pairs[:, 0]], rec[pairs[:, 1]]
+    d = np.linalg.norm(x[:, a] - x[:, b], axis=-1)
+    return float((d < cutoff).mean())
