@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install demo test lint clean
+.PHONY: install profiles demo test lint clean
 
 install: $(STAMP)
 
@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,sim]'
+	$(MAKE) --no-print-directory profiles
 	touch $@
+
+# `snakemake --profile runpod` looks for profiles in ~/.config/snakemake, not in profiles/:
+# link ours there (an existing profile of the same name is left alone, with a warning).
+PROFILE_HOME := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+profiles:
+	@mkdir -p $(PROFILE_HOME)
+	@for p in local runpod slurm; do \
+	  if [ -e $(PROFILE_HOME)/$$p ] && [ "$$(readlink -f $(PROFILE_HOME)/$$p)" != "$(CURDIR)/profiles/$$p" ]; then \
+	    echo "warning: $(PROFILE_HOME)/$$p exists and is not ours; use --profile profiles/$$p"; \
+	  else ln -sfn $(CURDIR)/profiles/$$p $(PROFILE_HOME)/$$p; fi; \
+	done
 
 # Rules call `python -m boltzkinema`: the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)

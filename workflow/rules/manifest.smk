@@ -3,6 +3,10 @@
 
 rule build_manifest:
     input:
+        # Every index up front, so that all datasets are indexed in parallel.
+        indices=expand(
+            f"{RESULTS}/index/{{dataset}}.json", dataset=sorted(config["datasets"])
+        ),
         reports=per_shard(f"{RESULTS}/processed/{{dataset}}/{{shard}}.report.json"),
         trunk=per_shard(f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json"),
     output:

@@ -1,0 +1,74 @@
+"""Profiles and environments: every profile plans the example DAG; conda envs match pyproject."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+# conda-forge names of the PyPI packages we depend on, where they differ.
+CONDA_NAMES = {"torch": "pytorch", "tables": "pytables", "matplotlib": "matplotlib-base"}
+WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}
+
+
+@pytest.mark.parametrize("profile", ["local", "runpod", "slurm"])
+def test_every_profile_plans_the_whole_dag(profile, tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for ds in cfg["datasets"].values():
+        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
+        if "topology" in ds:
+            ds["topology"] = str(REPO / ds["topology"])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--profile",
+            str(REPO / "profiles" / profile),
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r"index_dataset\s+4", out) and "checkpoint" in out.lower()
+
+
+def _requirement_names(specs: list[str]) -> set[str]:
+    return {re.split(r"[<>=!\[ ]", s, maxsplit=1)[0].lower() for s in specs}
+
+
+@pytest.mark.parametrize("env_file", ["core.yaml", "sim.yaml"])
+def test_conda_environments_carry_every_runtime_dependency(env_file):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    needed = _requirement_names(project["dependencies"]) - WORKFLOW_ONLY
+    if env_file == "sim.yaml":
+        needed |= _requirement_names(project["optional-dependencies"]["sim"])
+    env = yaml.safe_load((REPO / "envs" / env_file).read_text())
+    conda, pip = set(), set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip |= _requirement_names(dep["pip"])
+        else:
+            conda |= _requirement_names([dep])
+    missing = {n for n in needed if CONDA_NAMES.get(n, n) not in conda and n not in pip}
+    assert not missing, f"{env_file} lacks {sorted(missing)}"
