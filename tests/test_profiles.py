@@ -19,14 +19,21 @@ CONDA_NAMES = {"torch": "pytorch", "tables": "pytables", "matplotlib": "matplotl
 WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}
 
 
-@pytest.mark.parametrize("profile", ["local", "runpod", "slurm"])
-def test_every_profile_plans_the_whole_dag(profile, tmp_path):
+def _example_config(tmp_path: Path) -> Path:
+    """The default config with absolute input paths, to run from any folder."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for ds in cfg["datasets"].values():
         ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
         if "topology" in ds:
             ds["topology"] = str(REPO / ds["topology"])
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("profile", ["local", "runpod", "slurm"])
+def test_every_profile_plans_the_whole_dag(profile, tmp_path):
+    _example_config(tmp_path)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.run(
         [
@@ -72,3 +79,38 @@ def test_conda_environments_carry_every_runtime_dependency(env_file):
             conda |= _requirement_names([dep])
     missing = {n for n in needed if CONDA_NAMES.get(n, n) not in conda and n not in pip}
     assert not missing, f"{env_file} lacks {sorted(missing)}"
+
+
+def test_train_launches_torchrun_with_the_devices_the_rule_is_given(tmp_path):
+    config = _example_config(tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    base = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "-p",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--until",
+        "train",
+        "--resources",
+        "gpu=4",
+        "-F",
+    ]
+    one = subprocess.run(base, capture_output=True, text=True, env=env, cwd=tmp_path)
+    two = subprocess.run(
+        [*base, "--set-resources", "train:gpu=2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "python -m boltzkinema train" in one.stdout + one.stderr
+    assert (
+        "torchrun --standalone --nproc_per_node 2 -m boltzkinema train" in two.stdout + two.stderr
+    )

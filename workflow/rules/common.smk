@@ -67,7 +67,10 @@ def write_json(value, path):
 
 
 def launcher(devices):
-    """``python -m boltzkinema``, or torchrun over several devices (DDP)."""
+    """``python -m boltzkinema``, or torchrun over the devices the rule was given (DDP).
+
+    The count comes from the rule's ``gpu`` resource, so a profile's ``set-resources`` decides.
+    """
     if devices > 1:
         return f"torchrun --standalone --nproc_per_node {devices} -m boltzkinema"
     return "python -m boltzkinema"

@@ -29,9 +29,9 @@ rule train:
     conda:
         "../../envs/core.yaml"
     resources:
-        gpu=min(1, config["train"].get("devices", 1)),
+        gpu=config["train"].get("devices", 1),
     params:
-        launcher=launcher(config["train"].get("devices", 1)),
+        launcher=lambda wildcards, resources: launcher(resources.gpu),
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         run_dir=lambda wildcards, output: str(Path(output.done).parent),
     shell:
