@@ -6,7 +6,11 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -28,6 +32,16 @@ def tmp_path(path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def from_settings(cls: type[T], settings: dict[str, Any], section: str) -> T:
+    """A settings dataclass from a config section; unknown keys are an error naming them."""
+    from boltzkinema.errors import ConfigError
+
+    unknown = set(settings) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {section} settings {sorted(unknown)}")
+    return cls(**settings)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -11,13 +11,19 @@ from boltzkinema.evaluate import metrics as mt
 from boltzkinema.io.chemistry import MolType
 
 
+def atom_index(system: ProcessedSystem) -> dict[tuple[int, int, str], int]:
+    """(chain, residue, atom name) -> atom index."""
+    return {
+        (int(c), int(r), str(n)): i
+        for i, (c, r, n) in enumerate(
+            zip(system.chain_index, system.residue_index, system.atom_names, strict=True)
+        )
+    }
+
+
 def backbone_torsions(system: ProcessedSystem) -> np.ndarray:
     """Atom quadruples of every φ and ψ (consecutive residues of one chain)."""
-    names, chain, res = system.atom_names, system.chain_index, system.residue_index
-    index = {
-        (int(c), int(r), str(n)): i
-        for i, (c, r, n) in enumerate(zip(chain, res, names, strict=True))
-    }
+    index = atom_index(system)
     quads = []
     for (c, r, n), i in index.items():
         if n != "CA":
@@ -37,12 +43,7 @@ UNBOUND_ANGSTROM = 10.0
 
 def side_chain_torsions(system: ProcessedSystem) -> np.ndarray:
     """Atom quadruples of every χ1 (N, CA, CB, first γ atom)."""
-    index = {
-        (int(c), int(r), str(n)): i
-        for i, (c, r, n) in enumerate(
-            zip(system.chain_index, system.residue_index, system.atom_names, strict=True)
-        )
-    }
+    index = atom_index(system)
     quads = []
     for (c, r, n), i in index.items():
         if n != "CA":
@@ -56,12 +57,7 @@ def side_chain_torsions(system: ProcessedSystem) -> np.ndarray:
 
 def backbone_geometry(system: ProcessedSystem) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive Cα pairs within chains, and (N, C, CB, CA) quadruples for handedness."""
-    index = {
-        (int(c), int(r), str(n)): i
-        for i, (c, r, n) in enumerate(
-            zip(system.chain_index, system.residue_index, system.atom_names, strict=True)
-        )
-    }
+    index = atom_index(system)
     pairs, centres = [], []
     for (c, r, n), i in index.items():
         if n != "CA":

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from boltzkinema.data.store import ProcessedSystem, ShardReader
-from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.evaluate.evaluate import evaluate_ensemble, noise_baseline
 from boltzkinema.evaluate.figures import system_figures
-from boltzkinema.util import tmp_path
+from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
 METHODS = ("model", "noise", "replica")
@@ -33,10 +32,7 @@ class EvaluateConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvaluateConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise BoltzKinemaError(f"unknown evaluate settings {sorted(unknown)}")
-        return cls(**d)
+        return from_settings(cls, d, "evaluate")
 
 
 def _load(results_root: Path, row: pd.Series) -> ProcessedSystem:

@@ -19,7 +19,7 @@ from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_weights
 from boltzkinema.train.params import add_lora
-from boltzkinema.util import tmp_path
+from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
 MODES = ("forecast", "interpolate", "hierarchical", "unbinding")
@@ -44,10 +44,7 @@ class SampleConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise BoltzKinemaError(f"unknown sample settings {sorted(unknown)}")
-        return cls(**d)
+        return from_settings(cls, d, "sample")
 
 
 def load_model(checkpoint_json: str | Path) -> DiffusionNetwork:

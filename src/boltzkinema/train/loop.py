@@ -25,7 +25,7 @@ from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
-from boltzkinema.util import tmp_path
+from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise BoltzKinemaError(f"unknown train settings {sorted(unknown)}")
-        return cls(**d)
+        return from_settings(cls, d, "train")
 
     def segment_config(self) -> SegmentConfig:
         seg = dict(self.segments)
