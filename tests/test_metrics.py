@@ -66,7 +66,7 @@ def test_decorrelation_time_of_a_slow_and_a_fast_signal():
 
 def test_dihedral_of_a_known_geometry():
     x = np.array([[[1.0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]]])
-    assert mt.dihedrals(x, np.array([[0, 1, 2, 3]]))[0, 0] == pytest.approx(-np.pi / 2)
+    assert float(mt.dihedrals(x, np.array([[0, 1, 2, 3]]))[0, 0]) == pytest.approx(-np.pi / 2)
 
 
 def test_validity_counts_bond_violations_and_clashes():
@@ -108,3 +108,24 @@ def test_tica_finds_the_slow_coordinate():
     x[:, 1, 1] = 3.0 * rng.normal(size=2000)  # larger variance, but fast
     tic, _ = mt.tica_first(x, x)
     assert abs(np.corrcoef(tic, slow)[0, 1]) > 0.95
+
+
+def test_torch_tensors_on_any_device_give_the_numbers_numpy_does():
+    import torch
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    x, y = ensemble(seed=3), ensemble(seed=4)
+    tx, ty = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
+    for metric in (mt.rmwd, mt.pca_w2, mt.pairwise_rmsd):
+        args = (x,) if metric is mt.pairwise_rmsd else (x, y)
+        targs = (tx,) if metric is mt.pairwise_rmsd else (tx, ty)
+        assert metric(*targs) == pytest.approx(metric(*args), rel=1e-9)
+    assert mt.contact_sets(tx, ty[0]) == mt.contact_sets(x, y[0])
+
+
+def test_long_trajectories_stream_in_chunks():
+    x = ensemble(f=3 * mt.CHUNK + 5, m=6)
+    full = np.mean([np.linalg.norm(f[:, None] - f[None], axis=-1) < 8.0 for f in x], axis=0)
+    assert np.allclose(mt.contact_fraction(x).numpy(), full)
+    # Pairwise RMSD looks at an even subsample of at most max_frames frames.
+    assert mt.pairwise_rmsd(x, max_frames=20) == pytest.approx(mt.pairwise_rmsd(x), rel=0.2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
@@ -76,30 +77,38 @@ def noise_baseline(ref: np.ndarray, n_frames: int, rng: np.random.Generator) -> 
     """The trivial generator: the start frame plus per-atom Gaussian noise of the reference RMSF."""
     _, ref_al = mt.aligned(ref, ref)
     sigma = mt.rmsf(ref_al) / np.sqrt(3.0)
+    ref = mt.as_tensor(ref).cpu().numpy()
     return ref[0][None] + rng.normal(size=(n_frames, *ref.shape[1:])) * sigma[None, :, None]
 
 
 def evaluate_ensemble(
-    pred: np.ndarray, ref: np.ndarray, system: ProcessedSystem, dt_ns: float
+    pred: mt.ArrayLike, ref: mt.ArrayLike, system: ProcessedSystem, dt_ns: float
 ) -> dict[str, Any]:
-    """All metrics of one generated ensemble (F, M, 3) against the reference (F', M, 3)."""
-    protein = np.isin(system.mol_type, [int(MolType.PROTEIN), int(MolType.DNA), int(MolType.RNA)])
-    align_sel = protein if protein.sum() >= 3 else np.ones(system.n_atoms, bool)
-    p, r = mt.aligned(pred, ref, align_sel)
-    ca = system.atom_names == "CA"
-    if ca.sum() < 3:
-        ca = np.ones(system.n_atoms, bool)
+    """All metrics of one generated ensemble (F, M, 3) against the reference (F', M, 3).
+
+    NumPy arrays or torch tensors; the work happens on the reference's device.
+    """
+    r_in = mt.as_tensor(ref)
+    p_in = mt.as_tensor(pred, r_in.device)
+    dev = r_in.device
+    polymer = np.isin(system.mol_type, [int(MolType.PROTEIN), int(MolType.DNA), int(MolType.RNA)])
+    align_sel = polymer if polymer.sum() >= 3 else np.ones(system.n_atoms, bool)
+    p, r = mt.aligned(p_in, r_in, align_sel)
+    ca_np = system.atom_names == "CA"
+    if ca_np.sum() < 3:
+        ca_np = np.ones(system.n_atoms, bool)
+    ca = torch.from_numpy(ca_np).to(dev)
     rmsf_p, rmsf_r = mt.rmsf(p), mt.rmsf(r)
     out: dict[str, Any] = {
-        "n_frames_pred": len(pred),
-        "n_frames_ref": len(ref),
+        "n_frames_pred": len(p),
+        "n_frames_ref": len(r),
         "rmsf_pred_mean": float(rmsf_p.mean()),
         "rmsf_ref_mean": float(rmsf_r.mean()),
         "rmsf_r_all": mt.pearson(rmsf_p, rmsf_r),
-        "rmsf_r_ca": mt.pearson(rmsf_p[ca], rmsf_r[ca]),
+        "rmsf_r_ca": mt.pearson(rmsf_p[ca_np], rmsf_r[ca_np]),
         "rmsf_mae": float(np.abs(rmsf_p - rmsf_r).mean()),
-        "pairwise_rmsd_pred": mt.pairwise_rmsd(pred[:, ca]),
-        "pairwise_rmsd_ref": mt.pairwise_rmsd(ref[:, ca]),
+        "pairwise_rmsd_pred": mt.pairwise_rmsd(p_in[:, ca]),
+        "pairwise_rmsd_ref": mt.pairwise_rmsd(r_in[:, ca]),
         "rmwd": mt.rmwd(p, r),
         "pca_w2": mt.pca_w2(p[:, ca], r[:, ca]),
     }
@@ -108,31 +117,33 @@ def evaluate_ensemble(
     out["weak_contacts_jaccard"] = mt.jaccard(weak_p, weak_r)
     out["transient_contacts_jaccard"] = mt.jaccard(trans_p, trans_r)
     quads = backbone_torsions(system)
-    out["torsion_jsd"] = mt.torsion_jsd(mt.dihedrals(pred, quads), mt.dihedrals(ref, quads))
+    tor_p, tor_r = mt.dihedrals(p_in, quads), mt.dihedrals(r_in, quads)
+    out["torsion_jsd"] = mt.torsion_jsd(tor_p, tor_r)
     chi = side_chain_torsions(system)
-    out["chi1_jsd"] = mt.torsion_jsd(mt.dihedrals(pred, chi), mt.dihedrals(ref, chi))
+    out["chi1_jsd"] = mt.torsion_jsd(mt.dihedrals(p_in, chi), mt.dihedrals(r_in, chi))
     tic_r, tic_p = mt.tica_first(r[:, ca], p[:, ca])
     out["decorrelation_ns_pred"] = mt.decorrelation_time(tic_p, dt_ns)
     out["decorrelation_ns_ref"] = mt.decorrelation_time(tic_r, dt_ns)
-    out["torsion_decorrelation_ns_pred"] = _torsion_decorrelation(mt.dihedrals(pred, quads), dt_ns)
-    out["torsion_decorrelation_ns_ref"] = _torsion_decorrelation(mt.dihedrals(ref, quads), dt_ns)
-    out["bond_violations"] = mt.bond_violations(pred, system.bonds, system.bond_lengths)
-    out["clashes_per_frame"] = mt.clashes(pred, system.bonds)
+    out["torsion_decorrelation_ns_pred"] = _torsion_decorrelation(tor_p, dt_ns)
+    out["torsion_decorrelation_ns_ref"] = _torsion_decorrelation(tor_r, dt_ns)
+    out["bond_violations"] = mt.bond_violations(p_in, system.bonds, system.bond_lengths)
+    out["clashes_per_frame"] = mt.clashes(p_in, system.bonds)
     ca_pairs, centres = backbone_geometry(system)
-    out["chain_breaks_per_frame"] = mt.chain_breaks(pred, ca_pairs)
-    out["chirality_flips"] = mt.chirality_flips(pred, ref[0], centres)
-    lig = system.mol_type == int(MolType.LIGAND)
-    if lig.any():
-        out["ligand_rmsd"] = float(np.sqrt(((p[:, lig] - r[0, lig]) ** 2).sum(-1).mean(-1)).mean())
+    out["chain_breaks_per_frame"] = mt.chain_breaks(p_in, ca_pairs)
+    out["chirality_flips"] = mt.chirality_flips(p_in, r_in[0], centres)
+    lig_np = system.mol_type == int(MolType.LIGAND)
+    if lig_np.any():
+        lig = torch.from_numpy(lig_np).to(dev)
+        out["ligand_rmsd"] = float(((p[:, lig] - r[0, lig]) ** 2).sum(-1).mean(-1).sqrt().mean())
         centre = p[:, lig].mean(1)
-        out["ligand_centre_displacement"] = float(np.linalg.norm(centre[-1] - centre[0]))
-        out["pocket_contacts_kept"] = mt.pocket_contacts_kept(p, r[0], lig, protein)
-        out["unbound"] = bool(np.linalg.norm(centre[-1] - r[0, lig].mean(0)) > UNBOUND_ANGSTROM)
+        out["ligand_centre_displacement"] = float((centre[-1] - centre[0]).norm())
+        out["pocket_contacts_kept"] = mt.pocket_contacts_kept(p, r[0], lig_np, polymer)
+        out["unbound"] = bool(float((centre[-1] - r[0, lig].mean(0)).norm()) > UNBOUND_ANGSTROM)
     return out
 
 
-def _torsion_decorrelation(angles: np.ndarray, dt_ns: float) -> float:
+def _torsion_decorrelation(angles: torch.Tensor, dt_ns: float) -> float:
     """Median over torsions of the decorrelation time of cos(angle)."""
-    if angles.size == 0:
+    if angles.numel() == 0:
         return float("nan")
-    return float(np.nanmedian([mt.decorrelation_time(np.cos(a), dt_ns) for a in angles.T]))
+    return float(np.nanmedian([mt.decorrelation_time(torch.cos(a), dt_ns) for a in angles.T]))

@@ -45,10 +45,10 @@ def system_figures(
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    _, r = mt.aligned(ref, ref)
+    r = mt.aligned(ref, ref)[1].cpu().numpy()
     ax.plot(mt.rmsf(r[:, ca]), color=COLOURS["reference"], label="reference MD")
     for name, ens in ensembles.items():
-        p, _ = mt.aligned(ens, ref)
+        p = mt.aligned(ens, ref)[0].cpu().numpy()
         ax.plot(mt.rmsf(p[:, ca]), color=COLOURS.get(name), label=name, alpha=0.8)
     ax.set_xlabel("residue (Cα)")
     ax.set_ylabel("RMSF (Å)")
@@ -64,7 +64,7 @@ def system_figures(
     pr = (rr - mean) @ vt[:2].T
     ax.scatter(pr[:, 0], pr[:, 1], s=6, color=COLOURS["reference"], label="reference MD")
     for name, ens in ensembles.items():
-        p, _ = mt.aligned(ens, ref)
+        p = mt.aligned(ens, ref)[0].cpu().numpy()
         pp = (p[:, ca].reshape(len(p), -1) - mean) @ vt[:2].T
         ax.scatter(pp[:, 0], pp[:, 1], s=6, color=COLOURS.get(name), label=name, alpha=0.6)
     ax.set_xlabel("PC1 (Å)")
@@ -78,7 +78,7 @@ def system_figures(
         fig, ax = plt.subplots(figsize=(4, 3))
         bins = np.linspace(-np.pi, np.pi, 37)
         ax.hist(
-            mt.dihedrals(ref, quads).ravel(),
+            mt.dihedrals(ref, quads).cpu().numpy().ravel(),
             bins,
             histtype="step",
             density=True,
@@ -87,7 +87,7 @@ def system_figures(
         )
         for name, ens in ensembles.items():
             ax.hist(
-                mt.dihedrals(ens, quads).ravel(),
+                mt.dihedrals(ens, quads).cpu().numpy().ravel(),
                 bins,
                 histtype="step",
                 density=True,
@@ -102,7 +102,7 @@ def system_figures(
     lig = system.mol_type == int(MolType.LIGAND)
     if lig.any() and "model" in ensembles:
         fig, ax = plt.subplots(figsize=(5, 3))
-        p, r = mt.aligned(ensembles["model"], ref, ~lig)
+        p, r = (t.cpu().numpy() for t in mt.aligned(ensembles["model"], ref, ~lig))
         per_sample = p.reshape(-1, len(times), *p.shape[1:]) if len(p) % len(times) == 0 else None
         if per_sample is not None:
             for k, traj in enumerate(per_sample):
