@@ -61,10 +61,13 @@ def test_conditioning_frames_stay_exactly_as_given_and_see_sigma_zero():
     [
         {"noise_scale": 0.0},
         {"gamma": 0.0},
+        {"gamma_min": 500.0},
         {"step_scale": 1.0},
         {"heun": True},
         {"n_steps": 7},
         {"sigma_max": 80.0},
+        {"sigma_min": 0.5},
+        {"rho": 3.0},
     ],
 )
 def test_every_knob_changes_the_output(knob):
