@@ -54,7 +54,8 @@ def test_replicas_share_one_cache_entry_and_reruns_reuse_it(shard, tmp_path):
     path = root / entry["path"]
     with safe_open(str(path), framework="numpy") as f:
         assert f.get_tensor("z_trunk").dtype == np.float16
-        assert f.metadata()["backend"] == "builtin"
+        assert json.loads(f.metadata()["boltzkinema"])["backend"] == "builtin"
+    assert load_embedding(path)[1]["topology_hash"] == entry["topology_hash"]
     saved = json.loads((tmp_path / "i.json").read_text())
     assert saved["systems"] == idx["systems"]
 

@@ -39,13 +39,20 @@ def cache_key(backend: TrunkBackend, topology_hash: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+META_KEY = "boltzkinema"
+
+
 def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) -> None:
-    """Write float16 tensors to a temporary file, then rename into place."""
+    """Write float16 tensors to a temporary file, then rename into place.
+
+    The metadata goes in as one sorted JSON string: safetensors writes a metadata map in no fixed
+    order, and equal inputs must give byte-identical files.
+    """
     tmp = tmp_path(path)
     save_file(
         {k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS},
         str(tmp),
-        metadata=metadata,
+        metadata={META_KEY: json.dumps(metadata, sort_keys=True)},
     )
     os.replace(tmp, path)
 
@@ -56,7 +63,8 @@ def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
 
     try:
         with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
+            raw = f.metadata() or {}
+        metadata = json.loads(raw[META_KEY]) if META_KEY in raw else raw
         arrays = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise ValueError(

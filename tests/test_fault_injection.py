@@ -1,0 +1,121 @@
+"""Kill the workflow again and again (SIGKILL to the whole process group, at random moments during
+preprocess, trunk, train and sample), rerun with ``--rerun-incomplete``, and check that the end
+result equals an uninterrupted run and that no partial file was ever taken as complete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+KILLS = 20
+DETERMINISTIC = (
+    "processed/*/*.h5",
+    "trunk/embeddings/*.safetensors",
+    "manifest.parquet",
+    "runs/example/checkpoints/*/model.safetensors",
+    "runs/example/samples/*/*.npz",
+    "runs/example/eval/per_system.parquet",
+)
+
+
+def _config(work: Path) -> None:
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for ds in cfg["datasets"].values():
+        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
+        if "topology" in ds:
+            ds["topology"] = str(REPO / ds["topology"])
+    cfg["train"]["steps"] = 60
+    cfg["train"]["checkpoint_every"] = 3
+    cfg["evaluate"]["lancedb"] = False
+    cfg["sample"]["modes"] = ["forecast"]
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def _command(work: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        "2",
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _hashes(results: Path) -> dict[str, str]:
+    out = {}
+    for pattern in DETERMINISTIC:
+        for path in sorted(results.glob(pattern)):
+            out[str(path.relative_to(results))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _partials(results: Path) -> list[Path]:
+    return [p for p in results.rglob("*") if ".tmp" in p.name]
+
+
+def test_twenty_kills_lose_nothing(tmp_path):
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    for work in (clean, killed):
+        work.mkdir()
+        _config(work)
+    proc = subprocess.run(_command(clean), capture_output=True, text=True, env=_env(), cwd=clean)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = _hashes(clean / "results")
+    assert len(reference) > 15
+
+    rng = random.Random(0)
+    kills, deadline = 0, time.time() + 900
+    finished = False
+    while not finished and time.time() < deadline:
+        subprocess.run(_command(killed, "--unlock"), capture_output=True, env=_env(), cwd=killed)
+        job = subprocess.Popen(
+            _command(killed, "--rerun-incomplete"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+            cwd=killed,
+            start_new_session=True,
+        )
+        if kills < KILLS:
+            try:
+                job.wait(timeout=rng.uniform(1.5, 7.0))
+            except subprocess.TimeoutExpired:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+                kills += 1
+                continue
+        else:
+            job.wait(timeout=600)
+        finished = (
+            job.returncode == 0
+            and (killed / "results" / "runs" / "example" / "report.html").exists()
+        )
+    assert kills >= KILLS, f"only {kills} kills happened before the run finished"
+    assert finished, "the workflow did not finish after the kills"
+    assert _hashes(killed / "results") == reference
+    assert not _partials(killed / "results")
+    log = (killed / "results" / "logs" / "train" / "example.log").read_text()
+    assert "resumed from" in log or kills == 0
