@@ -93,3 +93,26 @@ def test_corrupt_entry_is_recomputed_not_trusted(shard, tmp_path):
 def test_unknown_backend_is_a_config_error():
     with pytest.raises(ConfigError, match="builtin"):
         get_backend("boltz3")
+
+
+def test_entries_are_keyed_by_topology_and_the_shipped_reference_structure(tmp_path):
+    from boltzkinema.io import atlas
+
+    refs = atlas.discover("a", [str(EXAMPLE / "atlas")]) + mdcath.discover(
+        "c", [str(EXAMPLE / "mdcath" / "*.h5")]
+    )
+    shard = tmp_path / "processed" / "s.h5"
+    report = preprocess_shard(refs, shard, tmp_path / "r.json", ProcessOptions(frame_dt_ns=0.001))
+    assert {e["topology_hash"] for e in report["systems"]} == {
+        report["systems"][0]["topology_hash"]
+    }
+    idx = build_trunk_cache(
+        shard, tmp_path / "i.json", tmp_path / "emb", get_backend("builtin", c_s=8, c_z=2), tmp_path
+    )
+    keys = {sid: v["key"] for sid, v in idx["systems"].items()}
+    assert keys["a.villin_hp35_R1"] == keys["a.villin_hp35_R2"]
+    assert keys["c.villin_hp35_320K_r0"] == keys["c.villin_hp35_348K_r0"]
+    assert keys["a.villin_hp35_R1"] != keys["c.villin_hp35_320K_r0"]
+    assert idx["computed"] == 2
+    with ShardReader(shard) as r:
+        assert r.attrs("a.villin_hp35_R1")["reference_source"] == "topology"

@@ -269,6 +269,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "bonds": bonds,
         "bond_lengths": bond_lengths(xyz[0], bonds).astype(np.float32),
     }
+    reference = _reference(raw, atoms, xyz[0])
     topo_hash = topology_hash(fields)
     attrs: dict[str, Any] = {
         "source": raw.ref.path,
@@ -281,6 +282,8 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "frame_dt_ns": float(dt),
         "frame_dt_source": dt_source,
         "topology_hash": topo_hash,
+        "reference_hash": hashlib.sha256(reference.tobytes()).hexdigest()[:16],
+        "reference_source": "topology" if raw.reference_angstrom is not None else "first frame",
         "unwrap": unwrap_info,
         "notes": list(raw.notes),
     }
@@ -292,7 +295,12 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
             "orders_known": ligand.orders_known,
         }
     system = ProcessedSystem(
-        raw.ref.system_id, xyz.astype(np.float32), times, **fields, attrs=attrs
+        raw.ref.system_id,
+        xyz.astype(np.float32),
+        times,
+        **fields,
+        attrs=attrs,
+        reference_coords=reference,
     )
     summary = {
         "n_frames": system.n_frames,
@@ -312,6 +320,15 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
     }
     return system, summary
+
+
+def _reference(raw: RawSystem, atoms: np.ndarray, first_frame: np.ndarray) -> np.ndarray:
+    """The structure trunk features come from: the one shipped with the topology (identical for
+    every replica, so they share one trunk entry), else the processed first frame."""
+    ref = raw.reference_angstrom
+    if ref is not None and np.isfinite(ref[atoms]).all():
+        return np.round(ref[atoms], 3).astype(np.float32)
+    return first_frame.astype(np.float32)
 
 
 def _usable_ligand_bonds(raw: RawSystem, lig_xyz: np.ndarray, n_ligand: int) -> np.ndarray | None:

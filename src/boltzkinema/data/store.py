@@ -52,6 +52,7 @@ class ProcessedSystem:
     bonds: np.ndarray
     bond_lengths: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    reference_coords: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -89,6 +90,8 @@ class ShardWriter:
             chunks=(1, max(m, 1), 3) if system.n_frames else None,
         )
         g.create_dataset("times_ns", data=system.times_ns.astype(np.float64))
+        if system.reference_coords is not None:
+            g.create_dataset("reference_coords", data=system.reference_coords.astype(np.float32))
         for name in TOPOLOGY_FIELDS:
             value = getattr(system, name)
             if name in _STRING_FIELDS:
@@ -162,12 +165,20 @@ class ShardReader:
                 )
             fields[name] = value
         times = g["times_ns"][()]
+        reference = g["reference_coords"][()] if "reference_coords" in g else None
         if frames is None:
             coords = g["coords"][()]
         else:
             coords = self.frames(system_id, frames)
             times = times[np.asarray(frames, dtype=np.int64)]
-        return ProcessedSystem(system_id, coords, times, attrs=self.attrs(system_id), **fields)
+        return ProcessedSystem(
+            system_id,
+            coords,
+            times,
+            attrs=self.attrs(system_id),
+            reference_coords=reference,
+            **fields,
+        )
 
     def __iter__(self) -> Iterator[ProcessedSystem]:
         for sid in self.system_ids():

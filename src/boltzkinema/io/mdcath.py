@@ -46,10 +46,15 @@ def discover(dataset: str, patterns: list[str]) -> list[SystemRef]:
     return refs
 
 
-def _pdb_atom_names(text: str) -> list[str]:
-    return [
-        line[12:16].strip() for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))
-    ]
+def _pdb_atoms(text: str) -> tuple[list[str], np.ndarray]:
+    """Atom names and coordinates (Å) of the ATOM/HETATM records of PDB text."""
+    lines = [ln for ln in text.splitlines() if ln.startswith(("ATOM", "HETATM"))]
+    names = [ln[12:16].strip() for ln in lines]
+    try:
+        xyz = np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in lines])
+    except ValueError:
+        xyz = np.zeros((0, 3))
+    return names, xyz.reshape(-1, 3)
 
 
 def _strings(ds: h5py.Dataset) -> np.ndarray:
@@ -76,10 +81,11 @@ def load(ref: SystemRef) -> RawSystem:
         resnames = _strings(g["resname"])
         resids = np.asarray(g["resid"][()], dtype=np.int64)
         chains = _strings(g["chain"])
-        names = []
+        names: list[str] = []
+        reference = np.zeros((0, 3))
         if "pdbProteinAtoms" in g:
             text = g["pdbProteinAtoms"][()]
-            names = _pdb_atom_names(text.decode() if isinstance(text, bytes) else str(text))
+            names, reference = _pdb_atoms(text.decode() if isinstance(text, bytes) else str(text))
         ds = g[temp][rep]["coords"]
         coords = np.asarray(ds[()], dtype=np.float64)
         unit_attr = ds.attrs.get("unit", ds.attrs.get("units"))
@@ -99,4 +105,5 @@ def load(ref: SystemRef) -> RawSystem:
         coords=coords,
         unit_hint=hint or "angstrom",
         unit_hint_source="file" if hint else "convention",
+        reference_angstrom=reference if len(reference) == len(elements) else None,
     )

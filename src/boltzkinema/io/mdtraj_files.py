@@ -100,4 +100,17 @@ def load(ref: SystemRef) -> RawSystem:
         else:
             code, fix = "unreadable", "check that the file is complete (re-copy or re-export it)"
         raise InputError(f"mdtraj cannot read it: {message}", fix, code=code) from exc
-    return from_trajectory(ref, traj)
+    raw = from_trajectory(ref, traj)
+    raw.reference_angstrom = topology_reference(ref.topology, traj.n_atoms)
+    return raw
+
+
+def topology_reference(topology: str, n_atoms: int) -> np.ndarray | None:
+    """Coordinates (Å) stored in the topology file itself (PDB, GRO), shared by its replicas."""
+    if not topology or Path(topology).suffix.lower() not in (".pdb", ".gro", ".cif"):
+        return None
+    try:
+        xyz = mdtraj.load_frame(topology, 0).xyz[0].astype(np.float64) * 10.0
+    except (ValueError, OSError, IndexError):
+        return None
+    return xyz if len(xyz) == n_atoms else None

@@ -203,6 +203,11 @@ def load(
             )
         coords = np.asarray(ds[()], dtype=np.float64)
         unit_attr = ds.attrs.get("units", ds.attrs.get("unit"))
+        reference = (
+            np.asarray(g["atoms_coordinates_ref"][()], dtype=np.float64)
+            if "atoms_coordinates_ref" in g and not unit_attr
+            else None
+        )
     if coords.ndim == 2:
         coords = coords[None]
     n = len(numbers)
@@ -270,6 +275,7 @@ def load(
         unit_hint_source="file" if unit_attr else "convention",
         ligand_mask=ligand,
         notes=notes,
+        reference_angstrom=reference if reference is not None and len(reference) == n else None,
     )
     if raw.unit_hint not in ("nm", "angstrom"):
         raw.unit_hint = {"a": "angstrom", "ang": "angstrom", "nanometer": "nm"}.get(raw.unit_hint)

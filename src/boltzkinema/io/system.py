@@ -41,7 +41,8 @@ class RawSystem:
     ``coords`` is (F, N, 3) in the file's unit; ``box`` (F, 3) orthorhombic lengths in the same
     unit or None. ``unit_hint`` is what the format or file says about units and ``unit_hint_source``
     how sure that is ("file" for an explicit attribute or a reader that converts, "convention"
-    for a format's documented default).
+    for a format's documented default). ``reference_angstrom`` (N, 3) is the reference structure
+    the format ships with the topology (ATLAS/mdCATH PDB), shared by replicas; None if none.
     """
 
     ref: SystemRef
@@ -58,6 +59,7 @@ class RawSystem:
     box: np.ndarray | None = None
     bonds: np.ndarray | None = None
     ligand_mask: np.ndarray | None = None
+    reference_angstrom: np.ndarray | None = None
     ligand_bonds: np.ndarray | None = None
     ligand_charge: int | None = None
     notes: list[str] = field(default_factory=list)

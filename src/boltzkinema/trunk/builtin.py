@@ -49,7 +49,9 @@ def token_table(system: ProcessedSystem) -> dict[str, np.ndarray]:
     n = system.n_tokens
     first = np.flatnonzero(np.r_[True, tok[1:] != tok[:-1]])
     counts = np.bincount(tok, minlength=n).astype(np.float64)
-    ref = system.coords[0].astype(np.float64)
+    ref = (
+        system.reference_coords if system.reference_coords is not None else system.coords[0]
+    ).astype(np.float64)
     centre = np.zeros((n, 3))
     np.add.at(centre, tok, ref)
     centre /= counts[:, None]

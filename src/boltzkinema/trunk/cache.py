@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 TENSORS = ("s_inputs", "s_trunk", "z_trunk")
 
 
-def cache_key(backend: TrunkBackend, topology_hash: str) -> str:
+def cache_key(backend: TrunkBackend, topology_hash: str, reference_hash: str = "") -> str:
+    """Same topology, reference structure and backend settings: same entry."""
     payload = json.dumps(
         {
             "backend": backend.name,
             "version": backend.version,
             "params": backend.params(),
             "topology": topology_hash,
+            "reference": reference_hash,
         },
         sort_keys=True,
     )
@@ -104,7 +106,7 @@ def build_trunk_cache(
         ids = reader.system_ids()
         for i, sid in enumerate(ids, start=1):
             attrs = reader.attrs(sid)
-            key = cache_key(backend, attrs["topology_hash"])
+            key = cache_key(backend, attrs["topology_hash"], attrs.get("reference_hash", ""))
             path = embeddings_dir / f"{key}.safetensors"
             fresh = not _entry_valid(path, key)
             if fresh:
@@ -121,7 +123,7 @@ def build_trunk_cache(
                         "params": json.dumps(backend.params(), sort_keys=True),
                         "topology_hash": attrs["topology_hash"],
                         "n_tokens": str(system.n_tokens),
-                        "reference_system": sid,
+                        "reference_hash": attrs.get("reference_hash", ""),
                     },
                 )
                 computed += 1
