@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,16 +13,17 @@ T = TypeVar("T")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write text to a temporary file beside ``path``, then rename it into place.
+
+    The temporary name is fixed, so a writer killed half-way leaves a file that the rerun
+    overwrites rather than litter.
+    """
+    tmp = tmp_path(path)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        tmp.write_text(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
