@@ -110,7 +110,7 @@ def topology_reference(topology: str, n_atoms: int) -> np.ndarray | None:
     if not topology or Path(topology).suffix.lower() not in (".pdb", ".gro", ".cif"):
         return None
     try:
-        xyz = mdtraj.load_frame(topology, 0).xyz[0].astype(np.float64) * 10.0
-    except (ValueError, OSError, IndexError):
+        xyz = mdtraj.load(topology).xyz[0].astype(np.float64) * 10.0
+    except (ValueError, OSError, IndexError, NotImplementedError):
         return None
     return xyz if len(xyz) == n_atoms else None
