@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -23,8 +24,12 @@ from conftest import REPO
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+# FUZZ_EXAMPLES=2000 for a longer hunt; CI runs a fixed (derandomised) sample so it is stable.
 FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 json_values = st.recursive(
@@ -68,6 +73,7 @@ def test_config_loader_accepts_or_names_the_problem(section, key, value):
     scale=st.sampled_from([0.1, 1.0, 3.0, 1e4]),
     seed=st.integers(0, 2**16),
 )
+@example(n_atoms=0, n_frames=1, numbers=[], residues=[], begins=[], scale=0.1, seed=0)
 def test_misato_reader_fails_only_with_input_errors(
     n_atoms, n_frames, numbers, residues, begins, scale, seed
 ):

@@ -47,6 +47,8 @@ def check_raw(raw: RawSystem) -> None:
             "re-export the trajectory",
             "bad_shape",
         )
+    if n == 0:
+        raise _fail("the system has no atoms", "check the topology (or drop the entry)", "no_atoms")
     if raw.coords.shape[0] == 0:
         raise _fail("the trajectory has zero frames", "re-export or drop the system", "no_frames")
     if raw.coords.shape[1] != n:
