@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,3 +109,25 @@ def example_results(tmp_path_factory) -> Path:
     table = build_manifest(reports, trunks, root, SplitConfig(**cfg["splits"]))
     write_manifest(table, root / "manifest.parquet")
     return root
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """The environment with this interpreter's bin first on PATH (rules call `python -m ...`)."""
+    bin_dir = Path(sys.executable).parent
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+def example_config(work: Path, **sections: dict[str, Any]) -> Path:
+    """The default config with absolute input paths (runs from any folder), sections updated."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for ds in cfg["datasets"].values():
+        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
+        if "topology" in ds:
+            ds["topology"] = str(REPO / ds["topology"])
+    for name, values in sections.items():
+        cfg[name].update(values)
+    path = work / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

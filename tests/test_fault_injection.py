@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import REPO, example_config, venv_env
 
 pytestmark = pytest.mark.slow
 KILLS = 20
@@ -31,16 +30,12 @@ DETERMINISTIC = (
 
 
 def _config(work: Path) -> None:
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for ds in cfg["datasets"].values():
-        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
-        if "topology" in ds:
-            ds["topology"] = str(REPO / ds["topology"])
-    cfg["train"]["steps"] = 60
-    cfg["train"]["checkpoint_every"] = 3
-    cfg["evaluate"]["lancedb"] = False
-    cfg["sample"]["modes"] = ["forecast"]
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    example_config(
+        work,
+        train={"steps": 60, "checkpoint_every": 3},
+        evaluate={"lancedb": False},
+        sample={"modes": ["forecast"]},
+    )
 
 
 def _command(work: Path, *extra: str) -> list[str]:
@@ -60,10 +55,6 @@ def _command(work: Path, *extra: str) -> list[str]:
     ]
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-
 def _hashes(results: Path) -> dict[str, str]:
     out = {}
     for pattern in DETERMINISTIC:
@@ -81,7 +72,9 @@ def test_twenty_kills_lose_nothing(tmp_path):
     for work in (clean, killed):
         work.mkdir()
         _config(work)
-    proc = subprocess.run(_command(clean), capture_output=True, text=True, env=_env(), cwd=clean)
+    proc = subprocess.run(
+        _command(clean), capture_output=True, text=True, env=venv_env(), cwd=clean
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     reference = _hashes(clean / "results")
     assert len(reference) > 15
@@ -90,12 +83,14 @@ def test_twenty_kills_lose_nothing(tmp_path):
     kills, deadline = 0, time.time() + 900
     finished = False
     while not finished and time.time() < deadline:
-        subprocess.run(_command(killed, "--unlock"), capture_output=True, env=_env(), cwd=killed)
+        subprocess.run(
+            _command(killed, "--unlock"), capture_output=True, env=venv_env(), cwd=killed
+        )
         job = subprocess.Popen(
             _command(killed, "--rerun-incomplete"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=_env(),
+            env=venv_env(),
             cwd=killed,
             start_new_session=True,
         )

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, example_config, venv_env
 
 # conda-forge names of the PyPI packages we depend on, where they differ.
 CONDA_NAMES = {"torch": "pytorch", "tables": "pytables", "matplotlib": "matplotlib-base"}
 WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}
 
 
-def _example_config(tmp_path: Path) -> Path:
-    """The default config with absolute input paths, to run from any folder."""
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for ds in cfg["datasets"].values():
-        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
-        if "topology" in ds:
-            ds["topology"] = str(REPO / ds["topology"])
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 @pytest.mark.parametrize("profile", ["local", "runpod", "slurm"])
 def test_every_profile_plans_the_whole_dag(profile, tmp_path):
-    _example_config(tmp_path)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    example_config(tmp_path)
+    env = venv_env()
     proc = subprocess.run(
         [
             sys.executable,
@@ -82,8 +68,8 @@ def test_conda_environments_carry_every_runtime_dependency(env_file):
 
 
 def test_train_launches_torchrun_with_the_devices_the_rule_is_given(tmp_path):
-    config = _example_config(tmp_path)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    config = example_config(tmp_path)
+    env = venv_env()
     base = [
         sys.executable,
         "-m",

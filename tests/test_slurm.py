@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import REPO, example_config, venv_env
 
 pytestmark = pytest.mark.slow
 PACKAGES = ["slurmd", "slurmctld", "slurm-client", "munge"]
@@ -88,11 +87,7 @@ def cluster(tmp_path_factory):
         pytest.skip(f"{conf} exists: this machine has its own SLURM; not touching it")
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(SLURM_CONF.format(tmp=tmp, cpus=os.cpu_count() or 2, mem=16000))
-    env = dict(
-        os.environ,
-        SLURM_CONF=str(conf),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
+    env = venv_env(SLURM_CONF=str(conf))
     started: list[subprocess.Popen] = []
     munge_key = Path("/etc/munge/munge.key")
     if not munge_key.exists():
@@ -146,14 +141,7 @@ def cluster(tmp_path_factory):
 
 def test_the_example_runs_through_the_slurm_profile(cluster, tmp_path):
     env, slurm_tmp = cluster
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for ds in cfg["datasets"].values():
-        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
-        if "topology" in ds:
-            ds["topology"] = str(REPO / ds["topology"])
-    cfg["train"]["steps"] = 10
-    cfg["sample"]["modes"] = ["forecast"]
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    example_config(tmp_path, train={"steps": 10}, sample={"modes": ["forecast"]})
     proc = subprocess.run(
         [
             sys.executable,

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import REPO, example_config, venv_env
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = venv_env()
     cmd = [
         sys.executable,
         "-m",
@@ -41,12 +39,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for ds in cfg["datasets"].values():
-        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
-        if "topology" in ds:
-            ds["topology"] = str(REPO / ds["topology"])
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    example_config(work)
     snakemake(work)
     return work
 
