@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -131,3 +132,52 @@ def example_config(work: Path, **sections: dict[str, Any]) -> Path:
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def snakemake_cmd(work: Path, *extra: str) -> list[str]:
+    """Snakemake on this repo's workflow with ``work``'s config, run in ``work`` on 2 cores."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        "2",
+        *extra,
+    ]
+
+
+DETERMINISTIC_OUTPUTS = (
+    "processed/*/*.h5",
+    "trunk/embeddings/*.safetensors",
+    "manifest.parquet",
+    "runs/example/checkpoints/*/model.safetensors",
+    "runs/example/samples/*/*.npz",
+    "runs/example/eval/per_system.parquet",
+)
+
+
+def output_hashes(results: Path) -> dict[str, str]:
+    """sha256 of every output of a run that must not depend on timing or interruptions."""
+    out = {}
+    for pattern in DETERMINISTIC_OUTPUTS:
+        for path in sorted(results.glob(pattern)):
+            out[str(path.relative_to(results))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def lance_rows(results: Path) -> dict[str, list[tuple]]:
+    """Each LanceDB table's rows, sorted (Lance files hold random ids, so compare contents)."""
+    from boltzkinema.track import read_table
+
+    return {
+        name: sorted(
+            map(tuple, read_table(results / "lancedb", name).round(9).astype(str).to_numpy())
+        )
+        for name in ("runs", "systems", "eval")
+    }

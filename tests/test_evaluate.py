@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from boltzkinema.evaluate.run import EvaluateConfig, evaluate_samples, summarise, write_tables
+from boltzkinema.evaluate.run import (
+    EvaluateConfig,
+    evaluate_samples,
+    record,
+    summarise,
+    write_tables,
+)
 from boltzkinema.sample.run import SampleConfig, run_sampling
 from boltzkinema.track import log_rows, read_table
 from boltzkinema.train import checkpoint as ckpt
@@ -148,7 +154,7 @@ def test_run_evaluation_has_baselines_and_per_split_tables(example_results, chec
 def _append(args: tuple[str, int]) -> None:
     db, worker = args
     for i in range(10):
-        log_rows(db, "eval", [{"worker": worker, "i": i, "value": float(i)}])
+        log_rows(db, "eval", [{"worker": worker, "i": i, "value": float(i)}], key=["worker", "i"])
 
 
 def test_parallel_writers_lose_no_rows(tmp_path):
@@ -158,3 +164,32 @@ def test_parallel_writers_lose_no_rows(tmp_path):
     table = read_table(db, "eval")
     assert len(table) == 40
     assert sorted(table.groupby("worker").size()) == [10, 10, 10, 10]
+
+
+def test_a_rerun_evaluation_records_each_row_once(tmp_path):
+    per_system = pd.DataFrame(
+        {
+            "system_id": ["a", "a", "b"],
+            "mode": ["forecast"] * 3,
+            "method": ["model", "noise", "model"],
+            "split": ["test"] * 3,
+            "ood": [False, False, True],
+            "rmsf_pearson": [0.5, 0.1, 0.7],
+        }
+    )
+    ckpt = {"path": "runs/r/checkpoints/step_4", "step": 4, "sha256": "ab" * 32}
+    db = tmp_path / "lancedb"
+    record(db, "r", ckpt, per_system)  # a job killed after recording
+    record(db, "r", ckpt, per_system.assign(rmsf_pearson=[0.6, 0.1, 0.7]))  # and its rerun
+    assert len(read_table(db, "runs")) == 1
+    assert len(read_table(db, "systems")) == 2
+    table = read_table(db, "eval")
+    assert len(table) == 3
+    assert sorted(table["rmsf_pearson"]) == [0.1, 0.6, 0.7]
+    record(db, "r", {**ckpt, "sha256": "cd" * 32}, per_system)  # a new checkpoint adds rows
+    assert len(read_table(db, "eval")) == 6
+
+
+def test_rows_repeating_a_key_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="repeat a key"):
+        log_rows(tmp_path / "db", "t", [{"k": 1}, {"k": 1}], key=["k"])

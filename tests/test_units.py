@@ -58,22 +58,6 @@ def test_geometry_overrules_a_format_convention():
     assert {"metadata", "nearest_neighbours", "extent"} <= set(decision.evidence)
 
 
-def test_undecidable_unit_is_quarantined_with_the_fix(misato_file, example_coords, tmp_path):
-    path = misato_file(
-        {"GOOD": {}, "ODD": {"overrides": {"trajectory_coordinates": example_coords / 3.2}}}
-    )
-    report = preprocess_shard(
-        _refs(path, ["GOOD", "ODD"]), tmp_path / "s.h5", tmp_path / "r.json", OPTS
-    )
-    bad = next(e for e in report["systems"] if e["system_id"] == "t.ODD")
-    assert bad["status"] == "quarantined"
-    assert bad["code"] == "undecidable_unit"
-    assert "units: nm" in bad["fix"] and "units: angstrom" in bad["fix"]
-    assert bad["file"] == str(path) and bad["group"] == "ODD"
-    with ShardReader(tmp_path / "s.h5") as r:
-        assert r.system_ids() == ["t.GOOD"]
-
-
 def test_forced_unit_is_used_and_the_measurement_kept(misato_file, example_coords, tmp_path):
     path = misato_file({"NM": {"overrides": {"trajectory_coordinates": example_coords / 10.0}}})
     opts = ProcessOptions(frame_dt_ns=0.001, units="nm")

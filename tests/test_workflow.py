@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, example_config, venv_env
+from conftest import example_config, lance_rows, output_hashes, snakemake_cmd, venv_env
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = venv_env()
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    proc = subprocess.run(
+        snakemake_cmd(workdir, *args), capture_output=True, text=True, env=venv_env(), cwd=workdir
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -42,6 +28,12 @@ def workdir(tmp_path_factory):
     example_config(work)
     snakemake(work)
     return work
+
+
+@pytest.fixture(scope="module")
+def first_run_outputs(workdir):
+    """Hashes and LanceDB rows of the first run, before other tests rerun parts of it."""
+    return output_hashes(workdir / "results"), lance_rows(workdir / "results")
 
 
 def test_workflow_builds_the_manifest_from_every_layout(workdir):
@@ -63,7 +55,16 @@ def test_workflow_builds_the_manifest_from_every_layout(workdir):
     assert "[1/" in log  # progress: systems done / total
 
 
-def test_rerunning_one_rule_reruns_only_it_and_its_dependents(workdir):
+def test_two_runs_of_the_example_give_identical_outputs(first_run_outputs, tmp_path):
+    hashes, rows = first_run_outputs
+    example_config(tmp_path)
+    snakemake(tmp_path)
+    assert len(hashes) > 15 and any("checkpoints" in k for k in hashes)
+    assert output_hashes(tmp_path / "results") == hashes
+    assert lance_rows(tmp_path / "results") == rows
+
+
+def test_rerunning_one_rule_reruns_only_it_and_its_dependents(workdir, first_run_outputs):
     results = workdir / "results"
     watched = (
         sorted(results.glob("processed/*/*.h5"))
@@ -76,6 +77,7 @@ def test_rerunning_one_rule_reruns_only_it_and_its_dependents(workdir):
     after = {p: p.stat().st_mtime_ns for p in watched}
     changed = {p.relative_to(results).parts[0] for p in watched if after[p] != before[p]}
     assert changed == {"trunk", "manifest.parquet", "runs"}
+    assert output_hashes(results) == first_run_outputs[0]
 
 
 def test_training_ran_and_the_checkpoint_is_resolved(workdir):

@@ -1,7 +1,8 @@
 """Runs and metrics in LanceDB tables that pandas can query.
 
-Writers take an exclusive lock on the database folder, so parallel jobs appending to one table
-lose no rows.
+Writers take an exclusive lock on the database folder, so parallel jobs writing to one table lose
+no rows; rows are upserted on their key columns in one commit, so a job that is killed and rerun
+writes each row once (no duplicates, nothing lost).
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ def _locked(db: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]]) -> None:
-    """Append rows to a table, creating it on first use."""
+def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]], key: list[str]) -> None:
+    """Insert rows into a table (created on first use), replacing rows with the same ``key``."""
     if not rows:
         return
     import lancedb
 
     db = Path(db)
     frame = pd.DataFrame(rows)
+    if frame.duplicated(key).any():
+        raise ValueError(f"rows for LanceDB table {table!r} repeat a key {key}")
     with _locked(db):
         conn = lancedb.connect(str(db))
         try:
@@ -41,7 +44,12 @@ def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]]) -> None:
         except ValueError:  # lancedb's "table not found"
             conn.create_table(table, data=frame)
         else:
-            existing.add(frame)
+            (
+                existing.merge_insert(key)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(frame)
+            )
 
 
 def read_table(db: str | Path, table: str) -> pd.DataFrame:

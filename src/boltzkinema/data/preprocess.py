@@ -17,6 +17,7 @@ from boltzkinema.data.process import ProcessOptions, process
 from boltzkinema.data.store import ShardWriter
 from boltzkinema.errors import BoltzKinemaError, InputError
 from boltzkinema.io import atlas, mdcath, mdtraj_files, misato
+from boltzkinema.io.listing import check_listed
 from boltzkinema.io.system import RawSystem, SystemRef
 from boltzkinema.util import atomic_write_text
 
@@ -38,6 +39,7 @@ def load_raw(
     ref: SystemRef, qm_path: str | None = None, peptide_ligand_max_residues: int = 20
 ) -> RawSystem:
     """Read one system with the reader of its format."""
+    check_listed(ref)
     if ref.format == "misato":
         return misato.load(
             ref, qm_path=qm_path, peptide_ligand_max_residues=peptide_ligand_max_residues

@@ -320,6 +320,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "sequences": sequences(mol_type, chain_index, token_index, fields["residue_names"]),
         "ligand": attrs.get("ligand"),
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
+        "notes": list(raw.notes),
     }
     return system, summary
 

@@ -144,6 +144,7 @@ def record(db: Path, run: str, checkpoint: dict[str, Any], per_system: pd.DataFr
                 "n_systems": int(per_system["system_id"].nunique()),
             }
         ],
+        key=["run", "sha256"],
     )
     log_rows(
         db,
@@ -154,12 +155,14 @@ def record(db: Path, run: str, checkpoint: dict[str, Any], per_system: pd.DataFr
             .drop_duplicates()
             .itertuples(index=False)
         ],
+        key=["run", "system_id"],
     )
-    rows = per_system.assign(run=run).to_dict("records")
+    rows = per_system.assign(run=run, sha256=checkpoint["sha256"]).to_dict("records")
     log_rows(
         db,
         "eval",
         [{k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()} for r in rows],
+        key=["run", "sha256", "system_id", "mode", "method"],
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import normalise_element
+from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
 
 DEFAULT_FRAME_DT_NS = 1.0
@@ -21,29 +22,28 @@ DEFAULT_FRAME_DT_NS = 1.0
 
 def discover(dataset: str, patterns: list[str]) -> list[SystemRef]:
     """One reference per (domain, temperature, replica) in every matched file."""
-    refs = []
-    for pattern in patterns:
-        for path in sorted(glob.glob(pattern)) or [pattern]:
-            with h5py.File(path, "r") as f:
-                for domain in sorted(f):
-                    for temp in sorted((k for k in f[domain] if k.isdigit()), key=int):
-                        for rep in sorted(
-                            f[domain][temp], key=lambda r: int(r) if r.isdigit() else r
-                        ):
-                            refs.append(
-                                SystemRef(
-                                    f"{dataset}.{domain}_{temp}K_r{rep}",
-                                    "mdcath",
-                                    path,
-                                    group=f"{domain}/{temp}/{rep}",
-                                    extra={
-                                        "domain": domain,
-                                        "temperature_k": int(temp),
-                                        "replica": rep,
-                                    },
-                                )
-                            )
-    return refs
+    return [
+        ref
+        for pattern in patterns
+        for path in sorted(glob.glob(pattern)) or [pattern]
+        for ref in list_hdf5(dataset, "mdcath", path, lambda f, path=path: _list(dataset, path, f))
+    ]
+
+
+def _list(dataset: str, path: str, f: h5py.File) -> list[SystemRef]:
+    """One reference per (domain, temperature, replica) of an open mdCATH file."""
+    return [
+        SystemRef(
+            f"{dataset}.{domain}_{temp}K_r{rep}",
+            "mdcath",
+            path,
+            group=f"{domain}/{temp}/{rep}",
+            extra={"domain": domain, "temperature_k": int(temp), "replica": rep},
+        )
+        for domain in sorted(f)
+        for temp in sorted((k for k in f[domain] if k.isdigit()), key=int)
+        for rep in sorted(f[domain][temp], key=lambda r: int(r) if r.isdigit() else r)
+    ]
 
 
 def _pdb_atoms(text: str) -> tuple[list[str], np.ndarray]:
@@ -86,6 +86,12 @@ def load(ref: SystemRef) -> RawSystem:
         if "pdbProteinAtoms" in g:
             text = g["pdbProteinAtoms"][()]
             names, reference = _pdb_atoms(text.decode() if isinstance(text, bytes) else str(text))
+        if "coords" not in g[temp][rep]:
+            raise InputError(
+                f"dataset 'coords' missing for {temp} K replica {rep}",
+                "use an unmodified mdCATH file (re-download or re-copy it)",
+                code="missing_dataset",
+            )
         ds = g[temp][rep]["coords"]
         coords = np.asarray(ds[()], dtype=np.float64)
         unit_attr = ds.attrs.get("unit", ds.attrs.get("units"))

@@ -18,6 +18,7 @@ import numpy as np
 
 from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import element_symbol
+from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
 
 DEFAULT_FRAME_DT_NS = 0.08
@@ -76,13 +77,18 @@ def residue_name(code: int) -> str:
 
 def discover(dataset: str, paths: list[str]) -> list[SystemRef]:
     """One reference per top-level group of every MISATO file."""
-    refs = []
-    for path in paths:
-        with h5py.File(path, "r") as f:
-            refs.extend(
+    return [
+        ref
+        for path in paths
+        for ref in list_hdf5(
+            dataset,
+            "misato",
+            str(path),
+            lambda f, path=path: [
                 SystemRef(f"{dataset}.{key}", "misato", str(path), group=key) for key in sorted(f)
-            )
-    return refs
+            ],
+        )
+    ]
 
 
 def _residues_of_segment(
@@ -225,6 +231,16 @@ def load(
             f"{int(numbers[unknown[0]])} at atom {int(unknown[0])})",
             "atoms_number must hold atomic numbers 1-118; re-export the group",
             code="unknown_element",
+        )
+    known = code_tables()["atoms_residue_map"]
+    unknown = [i for i, c in enumerate(res_codes) if str(int(c)) not in known]
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} atoms with a residue code MISATO does not define (atoms_residue "
+            f"{int(res_codes[unknown[0]])} at atom {unknown[0]})",
+            "use an unmodified MISATO file, or convert the system to PDB + trajectory and use "
+            "format 'mdtraj'",
+            code="unknown_residue",
         )
     resnames = np.array([residue_name(c) for c in res_codes])
 

@@ -19,6 +19,7 @@ from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_weights
 from boltzkinema.train.params import add_lora
+from boltzkinema.trunk.cache import check_widths
 from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,12 @@ def run_sampling(
             f"system {system_id!r} is not in {manifest}; pick one of {sorted(table.index)[:10]}"
         )
     row = table.loc[system_id]
-    inputs = modes.load_system(results_root, row["shard"], system_id, row["trunk_path"])
     model = load_model(checkpoint_json)
+    try:
+        check_widths([Path(results_root) / row["trunk_path"]], (model.cfg.c_s, model.cfg.c_z))
+    except ValueError as exc:
+        raise BoltzKinemaError(f"{checkpoint_json}: {exc}") from exc
+    inputs = modes.load_system(results_root, row["shard"], system_id, row["trunk_path"])
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
     paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)

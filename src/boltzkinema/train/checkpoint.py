@@ -125,12 +125,15 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights from safetensors, or from .bin/.pt only through ``torch.load(weights_only=True)``."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such weights file")
+        raise CheckpointError(f"{path}: no such weights file; check the checkpoint path")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))
         except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{path}: corrupt safetensors file ({exc})") from exc
+            raise CheckpointError(
+                f"{path}: corrupt safetensors file ({exc}); re-copy it, or resolve another "
+                "checkpoint (checkpoint.policy latest/best)"
+            ) from exc
     if path.suffix in (".bin", ".pt", ".pth", ".ckpt"):
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -232,7 +235,8 @@ def resolve_checkpoint(
         if not explicit or "XXX" in explicit.upper() or not Path(explicit).exists():
             raise CheckpointError(
                 f"explicit checkpoint {explicit!r} does not exist "
-                f"(placeholder?); checkpoints of {run_dir}: {existing}"
+                f"(placeholder?); set checkpoint.path to one of the checkpoints of {run_dir}: "
+                f"{existing}"
             )
         path = Path(explicit)
         folder = path if path.is_dir() else path.parent

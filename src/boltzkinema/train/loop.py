@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
 
 from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
@@ -25,6 +24,7 @@ from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
+from boltzkinema.trunk.cache import check_widths
 from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
@@ -72,16 +72,10 @@ class TrainConfig:
 
 def trunk_dims(manifest: pd.DataFrame, results_root: Path) -> tuple[int, int]:
     """c_s and c_z of the cached trunk embeddings (all entries must agree)."""
-    dims = set()
-    for rel in sorted(set(manifest["trunk_path"])):
-        with safe_open(str(results_root / rel), framework="numpy") as f:
-            dims.add((f.get_slice("s_trunk").get_shape()[1], f.get_slice("z_trunk").get_shape()[2]))
-    if len(dims) != 1:
-        raise BoltzKinemaError(
-            f"trunk embeddings of different widths {sorted(dims)}; rerun "
-            "trunk_cache with one backend configuration"
-        )
-    return dims.pop()
+    try:
+        return check_widths([results_root / rel for rel in sorted(set(manifest["trunk_path"]))])
+    except ValueError as exc:
+        raise BoltzKinemaError(str(exc)) from exc
 
 
 def seed_everything(seed: int) -> None:
@@ -382,6 +376,7 @@ class Trainer:
                 self.results_root / "lancedb",
                 "train_metrics",
                 [{"run": self.cfg.run, **r} for r in self.rows[self.tracked :]],
+                key=["run", "step"],
             )
             self.tracked = len(self.rows)
         log.info("checkpoint %s", folder)

@@ -80,6 +80,38 @@ def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
     return emb, metadata
 
 
+def embedding_widths(path: str | Path) -> tuple[int, int]:
+    """(c_s, c_z) of an entry, read from its header; an error if its tensors disagree."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in TENSORS}
+    (n, c_s), (n2, c_s2), (n3, n4, c_z) = (shapes[k] for k in TENSORS)
+    if (n2, c_s2) != (n, c_s) or (n3, n4) != (n, n):
+        raise ValueError(
+            f"{path}: trunk tensors disagree ({shapes}); delete it and rerun trunk_cache"
+        )
+    return c_s, c_z
+
+
+def check_widths(
+    paths: list[str | Path], expected: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """The one (c_s, c_z) of all entries, which must equal ``expected`` when given."""
+    by_width: dict[tuple[int, int], str] = {}
+    for path in paths:
+        by_width.setdefault(embedding_widths(path), str(path))
+    if expected is not None:
+        by_width.setdefault(tuple(expected), "the model")
+    if len(by_width) != 1:
+        seen = "; ".join(f"c_s={s}, c_z={z} in {where}" for (s, z), where in by_width.items())
+        raise ValueError(
+            f"trunk embeddings of different widths: {seen}. Rerun trunk_cache with the trunk "
+            "settings (trunk.c_s, trunk.c_z, backend) the model was trained with, or retrain"
+        )
+    return next(iter(by_width))
+
+
 def _entry_valid(path: Path, key: str) -> bool:
     if not path.exists():
         return False
