@@ -26,3 +26,7 @@ class InputError(BoltzKinemaError):
 
 class ConfigError(BoltzKinemaError):
     """The configuration is invalid."""
+
+
+class CheckpointError(BoltzKinemaError):
+    """A checkpoint is missing, corrupt, unsafe, or does not fit the model."""

@@ -20,16 +20,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.errors import CheckpointError
 from boltzkinema.util import atomic_write_text
 
 log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step_(\d+)$")
 PREFIXES = ("_orig_mod.", "module.")
-
-
-class CheckpointError(BoltzKinemaError):
-    """A checkpoint is missing, corrupt, or does not fit the model."""
 
 
 def step_dir(run_dir: Path, step: int) -> Path:

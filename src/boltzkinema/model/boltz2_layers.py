@@ -1,0 +1,733 @@
+"""Spatial layers of the Boltz-2 structure module, reimplemented with Boltz-2's parameter names.
+
+The computation follows ``boltz==2.2.1`` (``boltz.model.modules.{encodersv2, transformersv2,
+diffusion_conditioning}``, ``boltz.model.layers.{attentionv2, transition}``) so that a Boltz-2
+checkpoint loads by name and gives the same numbers. Two things differ from Boltz, neither
+changes a single-frame result:
+
+* Activations carry an explicit frame axis, (B, T, ...) instead of Boltz's (B·T, ...) with a
+  ``multiplicity``. Whatever does not depend on the frame (atom conditioning ``c``, pair biases,
+  masks) keeps a frame axis of size 1 and is broadcast, never copied per frame.
+* Each :class:`DiffusionTransformerLayer` may hold a :class:`TemporalAttention` right after its
+  spatial attention (our addition, DESIGN §4). Its output projection starts at zero, so a fresh
+  layer adds exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from boltzkinema.model.attention import TemporalAttention
+
+MASK_INF = 1e6  # Boltz adds −1e6 (not −inf) to masked attention logits.
+NAME_CHARS, NAME_CLASSES = 4, 64  # ref_atom_name_chars: 4 characters, one-hot over 64 codes.
+MOL_TYPES = 4
+
+KeyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def float32_region(x: torch.Tensor) -> torch.autocast:
+    """Autocast off: Boltz keeps these parts in float32 under mixed precision."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
+class Transition(nn.Module):
+    """SwiGLU MLP with pre-LayerNorm (Boltz ``layers.transition.Transition``)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-5)
+        self.fc1 = nn.Linear(dim, hidden, bias=False)
+        self.fc2 = nn.Linear(dim, hidden, bias=False)
+        self.fc3 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x)
+        return self.fc3(F.silu(self.fc1(x)) * self.fc2(x))
+
+
+class SwiGLU(nn.Module):
+    """silu(second half) · first half, as in Boltz (the gate is the second half)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gates = x.chunk(2, dim=-1)
+        return F.silu(gates) * x
+
+
+class FourierEmbedding(nn.Module):
+    """cos(2π (w·c_noise + b)) with w, b drawn once and frozen (AF3 Algorithm 22)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(1, dim)
+        nn.init.normal_(self.proj.weight)
+        nn.init.normal_(self.proj.bias)
+        self.proj.requires_grad_(False)
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        """c_noise (...) → (..., dim)."""
+        return torch.cos(2 * math.pi * self.proj(c_noise[..., None]))
+
+
+class RelativePositionEncoder(nn.Module):
+    """Relative residue/token/chain encoding of the Boltz-2 trunk (``rel_pos``, AF3 Algorithm 3).
+
+    Reads ``asym_id``, ``residue_index``, ``entity_id``, ``token_index``, ``sym_id`` and, when
+    ``cyclic_pos_enc``, ``cyclic_period`` (all (B, N)); returns (B, N, N, token_z).
+    """
+
+    def __init__(
+        self,
+        token_z: int,
+        r_max: int = 32,
+        s_max: int = 2,
+        fix_sym_check: bool = False,
+        cyclic_pos_enc: bool = False,
+    ):
+        super().__init__()
+        self.r_max, self.s_max = r_max, s_max
+        self.fix_sym_check, self.cyclic_pos_enc = fix_sym_check, cyclic_pos_enc
+        self.linear_layer = nn.Linear(4 * (r_max + 1) + 2 * (s_max + 1) + 1, token_z, bias=False)
+
+    def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        def pairwise(key: str) -> tuple[torch.Tensor, torch.Tensor]:
+            return feats[key][:, :, None], feats[key][:, None, :]
+
+        r, s = self.r_max, self.s_max
+        same_chain = torch.eq(*pairwise("asym_id"))
+        same_residue = torch.eq(*pairwise("residue_index"))
+        same_entity = torch.eq(*pairwise("entity_id"))
+
+        res_i, res_j = pairwise("residue_index")
+        d_residue = res_i - res_j
+        if self.cyclic_pos_enc and torch.any(feats["cyclic_period"] > 0):
+            period = feats["cyclic_period"]
+            period = torch.where(period > 0, period, torch.zeros_like(period) + 10000)
+            d_residue = (d_residue - period * torch.round(d_residue / period)).long()
+        d_residue = torch.clip(d_residue + r, 0, 2 * r)
+        d_residue = torch.where(same_chain, d_residue, torch.zeros_like(d_residue) + 2 * r + 1)
+
+        tok_i, tok_j = pairwise("token_index")
+        d_token = torch.clip(tok_i - tok_j + r, 0, 2 * r)
+        d_token = torch.where(
+            same_chain & same_residue, d_token, torch.zeros_like(d_token) + 2 * r + 1
+        )
+
+        sym_i, sym_j = pairwise("sym_id")
+        d_chain = torch.clip(sym_i - sym_j + s, 0, 2 * s)
+        other_chain = ~same_entity if self.fix_sym_check else same_chain
+        d_chain = torch.where(other_chain, torch.zeros_like(d_chain) + 2 * s + 1, d_chain)
+
+        return self.linear_layer(
+            torch.cat(
+                [
+                    F.one_hot(d_residue, 2 * r + 2).float(),
+                    F.one_hot(d_token, 2 * r + 2).float(),
+                    same_entity.unsqueeze(-1).float(),
+                    F.one_hot(d_chain, 2 * s + 2).float(),
+                ],
+                dim=-1,
+            )
+        )
+
+
+class SingleConditioning(nn.Module):
+    """Token conditioning from the trunk plus the Fourier-embedded noise level (Algorithm 21)."""
+
+    def __init__(self, token_s: int, dim_fourier: int, num_transitions: int):
+        super().__init__()
+        self.norm_single = nn.LayerNorm(2 * token_s)
+        self.single_embed = nn.Linear(2 * token_s, 2 * token_s)
+        self.fourier_embed = FourierEmbedding(dim_fourier)
+        self.norm_fourier = nn.LayerNorm(dim_fourier)
+        self.fourier_to_single = nn.Linear(dim_fourier, 2 * token_s, bias=False)
+        self.transitions = nn.ModuleList(
+            Transition(2 * token_s, 4 * token_s) for _ in range(num_transitions)
+        )
+
+    def forward(
+        self, c_noise: torch.Tensor, s_trunk: torch.Tensor, s_inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """c_noise (B, T); s_trunk, s_inputs (B, N, token_s) → s (B, T, N, 2·token_s)."""
+        s = self.single_embed(self.norm_single(torch.cat((s_trunk, s_inputs), dim=-1)))
+        noise = self.fourier_to_single(self.norm_fourier(self.fourier_embed(c_noise)))
+        s = noise[:, :, None] + s[:, None]
+        for transition in self.transitions:
+            s = transition(s) + s
+        return s
+
+
+class PairwiseConditioning(nn.Module):
+    """Pair conditioning: trunk pair representation joined with the relative position encoding."""
+
+    def __init__(self, token_z: int, num_transitions: int):
+        super().__init__()
+        self.dim_pairwise_init_proj = nn.Sequential(
+            nn.LayerNorm(2 * token_z), nn.Linear(2 * token_z, token_z, bias=False)
+        )
+        self.transitions = nn.ModuleList(
+            Transition(token_z, 2 * token_z) for _ in range(num_transitions)
+        )
+
+    def forward(self, z_trunk: torch.Tensor, rel_pos: torch.Tensor) -> torch.Tensor:
+        z = self.dim_pairwise_init_proj(torch.cat((z_trunk, rel_pos), dim=-1))
+        for transition in self.transitions:
+            z = transition(z) + z
+        return z
+
+
+def keys_indexing_matrix(n_windows: int, w: int, h: int, device: torch.device) -> torch.Tensor:
+    """0/1 matrix (2K, h'·K) that picks, for each query window, the half-windows of its keys.
+
+    Boltz's ``get_indexing_matrix``: window k of W queries sees the H atoms centred on it, built
+    from H / (W/2) consecutive half-windows; half-windows outside the sequence give zeros.
+    """
+    if w % 2 or h % (w // 2) or (h // (w // 2)) % 2:
+        raise ValueError(f"atom windows need W even and H an even multiple of W/2, got {w}, {h}")
+    halves = h // (w // 2)
+    arange = torch.arange(2 * n_windows, device=device)
+    index = (arange[None] - arange[:, None] + halves // 2).clamp(min=0, max=halves + 1)
+    index = index.view(n_windows, 2, 2 * n_windows)[:, 0, :]
+    onehot = F.one_hot(index, num_classes=halves + 2)[..., 1:-1].transpose(1, 0)
+    return onehot.reshape(2 * n_windows, halves * n_windows).float()
+
+
+def single_to_keys(x: torch.Tensor, indexing: torch.Tensor, w: int, h: int) -> torch.Tensor:
+    """Per-atom values (..., M, D) → the keys of every query window (..., M/W, H, D)."""
+    *lead, m, d = x.shape
+    k = m // w
+    x = x.reshape(*lead, 2 * k, w // 2, d)
+    return torch.einsum("...jid,jk->...kid", x, indexing).reshape(*lead, k, h, d)
+
+
+def windowed(x: torch.Tensor, w: int) -> torch.Tensor:
+    """(..., M, D) → (..., M/W, W, D): atoms grouped into query windows."""
+    return x.unflatten(-2, (x.shape[-2] // w, w))
+
+
+@dataclass
+class Boltz2Conditioning:
+    """What Boltz-2's ``DiffusionConditioning`` hands the score model; independent of noise.
+
+    q, c (B, M, atom_s); the three biases hold every layer's heads along the last axis:
+    atom biases (B, M/W, W, H, depth·heads), token bias (B, N, N, depth·heads).
+    """
+
+    q: torch.Tensor
+    c: torch.Tensor
+    to_keys: KeyFn
+    atom_enc_bias: torch.Tensor
+    atom_dec_bias: torch.Tensor
+    token_trans_bias: torch.Tensor
+
+
+class AtomEncoder(nn.Module):
+    """Per-atom and windowed atom-pair features from reference conformers and the trunk.
+
+    Reads ``ref_pos`` (B, M, 3), ``ref_charge`` (B, M), ``ref_element`` (B, M, 128),
+    ``ref_atom_name_chars`` (B, M, 4, 64) unless ``use_no_atom_char``, ``ref_space_uid`` (B, M),
+    ``atom_pad_mask`` (B, M), ``atom_to_token`` (B, M, N) one-hot, and optionally
+    ``atom_backbone_feat`` or ``res_type``/``modified``/``mol_type``. M must be a multiple of W.
+    """
+
+    def __init__(
+        self,
+        atom_s: int,
+        atom_z: int,
+        token_s: int,
+        token_z: int,
+        atoms_per_window_queries: int,
+        atoms_per_window_keys: int,
+        atom_feature_dim: int,
+        use_no_atom_char: bool = False,
+        use_atom_backbone_feat: bool = False,
+        use_residue_feats_atoms: bool = False,
+    ):
+        super().__init__()
+        self.w, self.h = atoms_per_window_queries, atoms_per_window_keys
+        self.use_no_atom_char = use_no_atom_char
+        self.use_atom_backbone_feat = use_atom_backbone_feat
+        self.use_residue_feats_atoms = use_residue_feats_atoms
+        self.embed_atom_features = nn.Linear(atom_feature_dim, atom_s)
+        self.embed_atompair_ref_pos = nn.Linear(3, atom_z, bias=False)
+        self.embed_atompair_ref_dist = nn.Linear(1, atom_z, bias=False)
+        self.embed_atompair_mask = nn.Linear(1, atom_z, bias=False)
+        self.s_to_c_trans = nn.Sequential(
+            nn.LayerNorm(token_s), nn.Linear(token_s, atom_s, bias=False)
+        )
+        self.z_to_p_trans = nn.Sequential(
+            nn.LayerNorm(token_z), nn.Linear(token_z, atom_z, bias=False)
+        )
+        self.c_to_p_trans_k = nn.Sequential(nn.ReLU(), nn.Linear(atom_s, atom_z, bias=False))
+        self.c_to_p_trans_q = nn.Sequential(nn.ReLU(), nn.Linear(atom_s, atom_z, bias=False))
+        self.p_mlp = nn.Sequential(
+            nn.ReLU(),
+            nn.Linear(atom_z, atom_z, bias=False),
+            nn.ReLU(),
+            nn.Linear(atom_z, atom_z, bias=False),
+            nn.ReLU(),
+            nn.Linear(atom_z, atom_z, bias=False),
+        )
+
+    def atom_features(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The per-atom input vector, in Boltz's order."""
+        b, m, _ = feats["ref_pos"].shape
+        parts = [feats["ref_pos"], feats["ref_charge"].unsqueeze(-1), feats["ref_element"]]
+        if not self.use_no_atom_char:
+            parts.append(feats["ref_atom_name_chars"].reshape(b, m, NAME_CHARS * NAME_CLASSES))
+        if self.use_atom_backbone_feat:
+            parts.append(feats["atom_backbone_feat"])
+        if self.use_residue_feats_atoms:
+            res_feats = torch.cat(
+                [
+                    feats["res_type"],
+                    feats["modified"].unsqueeze(-1),
+                    F.one_hot(feats["mol_type"], num_classes=MOL_TYPES).float(),
+                ],
+                dim=-1,
+            )
+            parts.append(torch.bmm(feats["atom_to_token"].float(), res_feats))
+        return torch.cat(parts, dim=-1)
+
+    def forward(
+        self, feats: Mapping[str, torch.Tensor], s_trunk: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, KeyFn]:
+        """→ q, c (B, M, atom_s), p (B, M/W, W, H, atom_z), and the queries-to-keys map."""
+        ref_pos = feats["ref_pos"]
+        with float32_region(ref_pos):
+            b, m, _ = ref_pos.shape
+            w, h = self.w, self.h
+            k = m // w
+            atom_mask = feats["atom_pad_mask"].bool()
+            uid = feats["ref_space_uid"]
+            c = self.embed_atom_features(self.atom_features(feats))
+            to_keys = partial(
+                single_to_keys, indexing=keys_indexing_matrix(k, w, h, c.device), w=w, h=h
+            )
+
+            d = to_keys(ref_pos).view(b, k, 1, h, 3) - ref_pos.view(b, k, w, 1, 3)
+            d_norm = 1 / (1 + torch.sum(d * d, dim=-1, keepdim=True))
+            mask_keys = to_keys(atom_mask.unsqueeze(-1).float()).view(b, k, 1, h).bool()
+            uid_keys = to_keys(uid.unsqueeze(-1).float()).view(b, k, 1, h).long()
+            v = (
+                (atom_mask.view(b, k, w, 1) & mask_keys & (uid.view(b, k, w, 1) == uid_keys))
+                .float()
+                .unsqueeze(-1)
+            )
+            p = self.embed_atompair_ref_pos(d) * v
+            p = p + self.embed_atompair_ref_dist(d_norm) * v
+            p = p + self.embed_atompair_mask(v) * v
+
+            q = c
+            atom_to_token = feats["atom_to_token"].float()
+            c = c + torch.bmm(atom_to_token, self.s_to_c_trans(s_trunk.float())).to(c)
+            z_to_p = torch.einsum(
+                "bijd,bwki,bwlj->bwkld",
+                self.z_to_p_trans(z.float()),
+                atom_to_token.view(b, k, w, atom_to_token.shape[-1]),
+                to_keys(atom_to_token),
+            )
+            p = p + z_to_p.to(p)
+            p = p + self.c_to_p_trans_q(c.view(b, k, w, 1, c.shape[-1]))
+            p = p + self.c_to_p_trans_k(to_keys(c).view(b, k, 1, h, c.shape[-1]))
+            p = p + self.p_mlp(p)
+        return q, c, p, to_keys
+
+
+def bias_projections(depth: int, dim: int, heads: int) -> nn.ModuleList:
+    """One LayerNorm + linear per transformer layer, turning pair features into head biases."""
+    return nn.ModuleList(
+        nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, heads, bias=False)) for _ in range(depth)
+    )
+
+
+class DiffusionConditioning(nn.Module):
+    """Noise-independent conditioning of Boltz-2's score model, computed once per structure."""
+
+    def __init__(
+        self,
+        token_s: int,
+        token_z: int,
+        atom_s: int,
+        atom_z: int,
+        atoms_per_window_queries: int,
+        atoms_per_window_keys: int,
+        atom_encoder_depth: int,
+        atom_encoder_heads: int,
+        token_transformer_depth: int,
+        token_transformer_heads: int,
+        atom_decoder_depth: int,
+        atom_decoder_heads: int,
+        atom_feature_dim: int,
+        conditioning_transition_layers: int,
+        use_no_atom_char: bool = False,
+        use_atom_backbone_feat: bool = False,
+        use_residue_feats_atoms: bool = False,
+    ):
+        super().__init__()
+        self.pairwise_conditioner = PairwiseConditioning(token_z, conditioning_transition_layers)
+        self.atom_encoder = AtomEncoder(
+            atom_s,
+            atom_z,
+            token_s,
+            token_z,
+            atoms_per_window_queries,
+            atoms_per_window_keys,
+            atom_feature_dim,
+            use_no_atom_char,
+            use_atom_backbone_feat,
+            use_residue_feats_atoms,
+        )
+        self.atom_enc_proj_z = bias_projections(atom_encoder_depth, atom_z, atom_encoder_heads)
+        self.atom_dec_proj_z = bias_projections(atom_decoder_depth, atom_z, atom_decoder_heads)
+        self.token_trans_proj_z = bias_projections(
+            token_transformer_depth, token_z, token_transformer_heads
+        )
+
+    def forward(
+        self,
+        s_trunk: torch.Tensor,
+        z_trunk: torch.Tensor,
+        rel_pos: torch.Tensor,
+        feats: Mapping[str, torch.Tensor],
+    ) -> Boltz2Conditioning:
+        z = self.pairwise_conditioner(z_trunk, rel_pos)
+        q, c, p, to_keys = self.atom_encoder(feats, s_trunk, z)
+        return Boltz2Conditioning(
+            q=q,
+            c=c,
+            to_keys=to_keys,
+            atom_enc_bias=torch.cat([layer(p) for layer in self.atom_enc_proj_z], dim=-1),
+            atom_dec_bias=torch.cat([layer(p) for layer in self.atom_dec_proj_z], dim=-1),
+            token_trans_bias=torch.cat([layer(z) for layer in self.token_trans_proj_z], dim=-1),
+        )
+
+
+class AdaLN(nn.Module):
+    """Adaptive LayerNorm (Algorithm 26): sigmoid-gated scale and shift from the conditioning."""
+
+    def __init__(self, dim: int, dim_single_cond: int):
+        super().__init__()
+        self.a_norm = nn.LayerNorm(dim, elementwise_affine=False, bias=False)
+        self.s_norm = nn.LayerNorm(dim_single_cond, bias=False)
+        self.s_scale = nn.Linear(dim_single_cond, dim)
+        self.s_bias = nn.Linear(dim_single_cond, dim, bias=False)
+
+    def forward(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        s = self.s_norm(s)
+        return torch.sigmoid(self.s_scale(s)) * self.a_norm(a) + self.s_bias(s)
+
+
+class ConditionedTransitionBlock(nn.Module):
+    """SwiGLU transition with AdaLN and a conditioning-dependent output gate (Algorithm 25)."""
+
+    def __init__(self, dim: int, dim_single_cond: int, expansion_factor: int = 2):
+        super().__init__()
+        inner = dim * expansion_factor
+        self.adaln = AdaLN(dim, dim_single_cond)
+        self.swish_gate = nn.Sequential(nn.Linear(dim, 2 * inner, bias=False), SwiGLU())
+        self.a_to_b = nn.Linear(dim, inner, bias=False)
+        self.b_to_a = nn.Linear(inner, dim, bias=False)
+        gate = nn.Linear(dim_single_cond, dim)
+        nn.init.zeros_(gate.weight)
+        nn.init.constant_(gate.bias, -2.0)
+        self.output_projection = nn.Sequential(gate, nn.Sigmoid())
+
+    def forward(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        a = self.adaln(a, s)
+        b = self.swish_gate(a) * self.a_to_b(a)
+        return self.output_projection(s) * self.b_to_a(b)
+
+
+class AttentionPairBias(nn.Module):
+    """Gated multi-head attention with an additive per-head bias (Boltz ``attentionv2``).
+
+    Any leading dimensions; the bias and key mask broadcast over them (e.g. over frames).
+    """
+
+    def __init__(self, c_s: int, num_heads: int):
+        super().__init__()
+        if c_s % num_heads:
+            raise ValueError(f"width {c_s} is not divisible by {num_heads} heads")
+        self.num_heads, self.head_dim = num_heads, c_s // num_heads
+        self.proj_q = nn.Linear(c_s, c_s)
+        self.proj_k = nn.Linear(c_s, c_s, bias=False)
+        self.proj_v = nn.Linear(c_s, c_s, bias=False)
+        self.proj_g = nn.Linear(c_s, c_s, bias=False)
+        self.proj_o = nn.Linear(c_s, c_s, bias=False)
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., L, C) → (..., heads, L, d)."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(-2, -3)
+
+    def forward(
+        self, s: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, k_in: torch.Tensor
+    ) -> torch.Tensor:
+        """s (..., Q, C); k_in (..., K, C); bias (..., heads, Q, K); mask (..., K), 1 = attend."""
+        q, k, v = (
+            self.heads(self.proj_q(s)),
+            self.heads(self.proj_k(k_in)),
+            self.heads(self.proj_v(k_in)),
+        )
+        g = torch.sigmoid(self.proj_g(s))
+        with float32_region(s):
+            logits_bias = bias.float() + (1 - mask[..., None, None, :].float()) * -MASK_INF
+            o = F.scaled_dot_product_attention(
+                q.float(),
+                k.float(),
+                v.float(),
+                attn_mask=logits_bias,
+                scale=1.0 / math.sqrt(self.head_dim),
+            ).to(v.dtype)
+        return self.proj_o(g * o.transpose(-2, -3).flatten(-2))
+
+
+class DiffusionTransformerLayer(nn.Module):
+    """AdaLN → pair-biased attention (gated) → [temporal attention] → conditioned transition."""
+
+    def __init__(
+        self,
+        heads: int,
+        dim: int,
+        dim_single_cond: int,
+        post_layer_norm: bool = False,
+        temporal: TemporalAttention | None = None,
+    ):
+        super().__init__()
+        self.adaln = AdaLN(dim, dim_single_cond)
+        self.pair_bias_attn = AttentionPairBias(dim, heads)
+        # Boltz registers this linear twice (also as output_projection.0), so its checkpoint
+        # holds both names; we keep the same structure to keep the same names.
+        self.output_projection_linear = nn.Linear(dim_single_cond, dim)
+        nn.init.zeros_(self.output_projection_linear.weight)
+        nn.init.constant_(self.output_projection_linear.bias, -2.0)
+        self.output_projection = nn.Sequential(self.output_projection_linear, nn.Sigmoid())
+        self.transition = ConditionedTransitionBlock(dim, dim_single_cond)
+        self.post_lnorm = nn.LayerNorm(dim) if post_layer_norm else nn.Identity()
+        self.temporal = temporal
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        s: torch.Tensor,
+        bias: torch.Tensor,
+        mask: torch.Tensor,
+        to_keys: KeyFn | None,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """a (B, T, ..., L, C); s broadcastable to a; dt (B, T, T); frame_mask (B, T)."""
+        b = self.adaln(a, s)
+        k_in = b if to_keys is None else to_keys(b)
+        a = a + self.output_projection(s) * self.pair_bias_attn(b, bias, mask, k_in)
+        if self.temporal is not None:
+            a = self.temporal(a.flatten(2, -2), dt, frame_mask).view_as(a)
+        a = a + self.transition(a, s)
+        return self.post_lnorm(a)
+
+
+class DiffusionTransformer(nn.Module):
+    """A stack of :class:`DiffusionTransformerLayer` (Algorithm 23), one bias slice per layer.
+
+    With ``temporal_causal`` set to None the stack has no temporal layers (pure Boltz-2).
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        heads: int,
+        dim: int,
+        dim_single_cond: int,
+        post_layer_norm: bool = False,
+        temporal_causal: bool | None = False,
+        activation_checkpointing: bool = False,
+    ):
+        super().__init__()
+        self.activation_checkpointing = activation_checkpointing
+        self.layers = nn.ModuleList(
+            DiffusionTransformerLayer(
+                heads,
+                dim,
+                dim_single_cond,
+                post_layer_norm,
+                None if temporal_causal is None else TemporalAttention(dim, heads, temporal_causal),
+            )
+            for _ in range(depth)
+        )
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        s: torch.Tensor,
+        bias: torch.Tensor,
+        mask: torch.Tensor,
+        to_keys: KeyFn | None,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """bias (B, ..., Q, K, depth·heads): layer i uses heads [i·heads, (i+1)·heads)."""
+        bias = bias.unflatten(-1, (len(self.layers), -1))
+        for i, layer in enumerate(self.layers):
+            bias_i = bias[..., i, :].movedim(-1, -3).unsqueeze(1)  # (B, 1, ..., heads, Q, K)
+            args = (a, s, bias_i, mask, to_keys, dt, frame_mask)
+            if self.activation_checkpointing and self.training:
+                a = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                a = layer(*args)
+        return a
+
+
+class AtomTransformer(nn.Module):
+    """Sequence-local atom attention (Algorithm 7): W queries per window see H keys around them."""
+
+    def __init__(
+        self,
+        attn_window_queries: int,
+        attn_window_keys: int,
+        depth: int,
+        heads: int,
+        dim: int,
+        post_layer_norm: bool = False,
+        temporal_causal: bool | None = False,
+        activation_checkpointing: bool = False,
+    ):
+        super().__init__()
+        self.w = attn_window_queries
+        self.diffusion_transformer = DiffusionTransformer(
+            depth, heads, dim, dim, post_layer_norm, temporal_causal, activation_checkpointing
+        )
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        c: torch.Tensor,
+        bias: torch.Tensor,
+        to_keys: KeyFn,
+        mask: torch.Tensor,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """q (B, T, M, C); c (B, 1, M, C); bias (B, M/W, W, H, depth·heads); mask (B, M)."""
+        key_mask = to_keys(mask.unsqueeze(-1).float()).squeeze(-1).unsqueeze(1)  # (B, 1, K, H)
+        out = self.diffusion_transformer(
+            windowed(q, self.w),
+            windowed(c, self.w),
+            bias,
+            key_mask,
+            lambda x: to_keys(x.flatten(-3, -2)),
+            dt,
+            frame_mask,
+        )
+        return out.flatten(-3, -2)
+
+
+class AtomAttentionEncoder(nn.Module):
+    """Noisy positions into atom queries, atom transformer, mean-pool atoms to tokens."""
+
+    def __init__(
+        self,
+        atom_s: int,
+        token_s: int,
+        atoms_per_window_queries: int,
+        atoms_per_window_keys: int,
+        atom_encoder_depth: int,
+        atom_encoder_heads: int,
+        transformer_post_layer_norm: bool = False,
+        temporal_causal: bool | None = False,
+        activation_checkpointing: bool = False,
+    ):
+        super().__init__()
+        self.r_to_q_trans = nn.Linear(3, atom_s, bias=False)
+        self.atom_encoder = AtomTransformer(
+            atoms_per_window_queries,
+            atoms_per_window_keys,
+            atom_encoder_depth,
+            atom_encoder_heads,
+            atom_s,
+            transformer_post_layer_norm,
+            temporal_causal,
+            activation_checkpointing,
+        )
+        self.atom_to_token_trans = nn.Sequential(
+            nn.Linear(atom_s, 2 * token_s, bias=False), nn.ReLU()
+        )
+
+    def forward(
+        self,
+        cond: Boltz2Conditioning,
+        r: torch.Tensor,
+        atom_mask: torch.Tensor,
+        atom_to_token: torch.Tensor,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """r (B, T, M, 3) scaled noisy positions → tokens (B, T, N, 2·token_s), q, c."""
+        q = cond.q.float()[:, None] + self.r_to_q_trans(r)
+        c = cond.c.float()[:, None]
+        q = self.atom_encoder(
+            q, c, cond.atom_enc_bias.float(), cond.to_keys, atom_mask, dt, frame_mask
+        )
+        with float32_region(q):
+            q_to_a = self.atom_to_token_trans(q).float()
+            a2t = atom_to_token.float()
+            a2t_mean = a2t / (a2t.sum(dim=1, keepdim=True) + 1e-6)
+            a = a2t_mean.transpose(1, 2)[:, None] @ q_to_a
+        return a.to(q), q, c
+
+
+class AtomAttentionDecoder(nn.Module):
+    """Broadcast tokens back to atoms, atom transformer, per-atom position update (Algorithm 6)."""
+
+    def __init__(
+        self,
+        atom_s: int,
+        token_s: int,
+        attn_window_queries: int,
+        attn_window_keys: int,
+        atom_decoder_depth: int,
+        atom_decoder_heads: int,
+        temporal_causal: bool | None = False,
+        activation_checkpointing: bool = False,
+    ):
+        super().__init__()
+        self.a_to_q_trans = nn.Linear(2 * token_s, atom_s, bias=False)
+        self.atom_decoder = AtomTransformer(
+            attn_window_queries,
+            attn_window_keys,
+            atom_decoder_depth,
+            atom_decoder_heads,
+            atom_s,
+            temporal_causal=temporal_causal,
+            activation_checkpointing=activation_checkpointing,
+        )
+        self.atom_feat_to_atom_pos_update = nn.Sequential(
+            nn.LayerNorm(atom_s), nn.Linear(atom_s, 3, bias=False)
+        )
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        q: torch.Tensor,
+        c: torch.Tensor,
+        cond: Boltz2Conditioning,
+        atom_mask: torch.Tensor,
+        atom_to_token: torch.Tensor,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """a (B, T, N, 2·token_s); q (B, T, M, atom_s); c (B, 1, M, atom_s) → (B, T, M, 3)."""
+        with float32_region(a):
+            a_to_q = atom_to_token.float()[:, None] @ self.a_to_q_trans(a.float())
+        q = q + a_to_q.to(q)
+        q = self.atom_decoder(
+            q, c, cond.atom_dec_bias.float(), cond.to_keys, atom_mask, dt, frame_mask
+        )
+        return self.atom_feat_to_atom_pos_update(q)

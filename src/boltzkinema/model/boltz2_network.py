@@ -1,0 +1,275 @@
+"""Boltz-2's structure-module score network with our temporal attention (DESIGN §4).
+
+:class:`Boltz2DiffusionNetwork` holds three parts whose parameter names equal those of a Boltz-2
+Lightning checkpoint after a prefix mapping (see ``boltz2_weights.CHECKPOINT_PREFIXES``):
+
+====================================  =================
+Boltz-2 checkpoint                    this network
+====================================  =================
+``structure_module.score_model.*``    ``score_model.*``
+``diffusion_conditioning.*``          ``conditioning.*``
+``rel_pos.*``                         ``rel_pos.*``
+====================================  =================
+
+The only parameters without a Boltz-2 counterpart are the temporal attentions, one after the
+spatial attention of every atom-encoder, token-transformer and atom-decoder layer
+(``*.layers.<i>.temporal.*``). Their output projections start at zero, so with one frame the
+network computes exactly what Boltz-2's ``AtomDiffusion.preconditioned_network_forward`` does.
+
+On top of Boltz-2's formula, frames with σ = 0 are returned exactly as given (noise-as-masking:
+they are conditioning frames). Boltz's ``c_noise = ¼ ln(σ/σ_data)`` is kept as is, so σ = 0 frames
+enter the network with the clamped value ¼ ln(1e-20) like a vanishingly small noise level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from boltzkinema.model.attention import time_distances
+from boltzkinema.model.boltz2_layers import (
+    AtomAttentionDecoder,
+    AtomAttentionEncoder,
+    Boltz2Conditioning,
+    DiffusionConditioning,
+    DiffusionTransformer,
+    RelativePositionEncoder,
+    SingleConditioning,
+)
+from boltzkinema.model.edm import preconditioning
+
+# Per-atom feature tensors (atom axis 1) that are zero-padded when M is not a multiple of W.
+ATOM_FEATURE_KEYS = (
+    "ref_pos",
+    "ref_charge",
+    "ref_element",
+    "ref_atom_name_chars",
+    "ref_space_uid",
+    "atom_pad_mask",
+    "atom_to_token",
+    "atom_backbone_feat",
+)
+
+
+@dataclass(frozen=True)
+class Boltz2Config:
+    """Sizes and switches of the network; build it with ``config_from_checkpoint`` to match one.
+
+    Every field but the last three has the meaning (and, where Boltz-2 has one, the default) of
+    the Boltz-2 hyper-parameter of the same name; the four sizes Boltz-2 requires default to
+    AlphaFold-3-like values. ``temporal`` adds the temporal attentions (``causal`` for unbinding).
+    """
+
+    token_s: int = 384
+    token_z: int = 128
+    atom_s: int = 128
+    atom_z: int = 16
+    atoms_per_window_queries: int = 32
+    atoms_per_window_keys: int = 128
+    atom_feature_dim: int = 128
+    dim_fourier: int = 256
+    atom_encoder_depth: int = 3
+    atom_encoder_heads: int = 4
+    token_transformer_depth: int = 24
+    token_transformer_heads: int = 8
+    atom_decoder_depth: int = 3
+    atom_decoder_heads: int = 4
+    conditioning_transition_layers: int = 2
+    transformer_post_ln: bool = False
+    sigma_data: float = 16.0
+    fix_sym_check: bool = False
+    cyclic_pos_enc: bool = False
+    use_no_atom_char: bool = False
+    use_atom_backbone_feat: bool = False
+    use_residue_feats_atoms: bool = False
+    temporal: bool = True
+    causal: bool = False
+    activation_checkpointing: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def boltz2_c_noise(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """Boltz-2's noise conditioning ¼ ln(σ/σ_data), with σ/σ_data clamped at 1e-20."""
+    return 0.25 * torch.log((sigma / sigma_data).clamp(min=1e-20))
+
+
+def pad_atoms(
+    feats: Mapping[str, torch.Tensor], multiple: int
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Zero-pad the per-atom features to a multiple of ``multiple`` atoms; also return the pad.
+
+    Padded atoms have ``atom_pad_mask`` 0 and no token, so real atoms never see them.
+    """
+    m = feats["atom_pad_mask"].shape[1]
+    pad = -m % multiple
+    if pad == 0:
+        return dict(feats), 0
+    padded = dict(feats)
+    for key in ATOM_FEATURE_KEYS:
+        if key in feats:
+            x = feats[key]
+            padded[key] = F.pad(x, (0, 0) * (x.dim() - 2) + (0, pad))
+    return padded, pad
+
+
+class DiffusionModule(nn.Module):
+    """Boltz-2's score model ``DiffusionModule`` with temporal attention in every transformer."""
+
+    def __init__(self, cfg: Boltz2Config):
+        super().__init__()
+        temporal_causal = cfg.causal if cfg.temporal else None
+        two_s = 2 * cfg.token_s
+        self.single_conditioner = SingleConditioning(
+            cfg.token_s, cfg.dim_fourier, cfg.conditioning_transition_layers
+        )
+        self.atom_attention_encoder = AtomAttentionEncoder(
+            cfg.atom_s,
+            cfg.token_s,
+            cfg.atoms_per_window_queries,
+            cfg.atoms_per_window_keys,
+            cfg.atom_encoder_depth,
+            cfg.atom_encoder_heads,
+            cfg.transformer_post_ln,
+            temporal_causal,
+            cfg.activation_checkpointing,
+        )
+        self.s_to_a_linear = nn.Sequential(nn.LayerNorm(two_s), nn.Linear(two_s, two_s, bias=False))
+        self.token_transformer = DiffusionTransformer(
+            cfg.token_transformer_depth,
+            cfg.token_transformer_heads,
+            two_s,
+            two_s,
+            temporal_causal=temporal_causal,
+            activation_checkpointing=cfg.activation_checkpointing,
+        )
+        self.a_norm = nn.LayerNorm(two_s)
+        self.atom_attention_decoder = AtomAttentionDecoder(
+            cfg.atom_s,
+            cfg.token_s,
+            cfg.atoms_per_window_queries,
+            cfg.atoms_per_window_keys,
+            cfg.atom_decoder_depth,
+            cfg.atom_decoder_heads,
+            temporal_causal,
+            cfg.activation_checkpointing,
+        )
+
+    def forward(
+        self,
+        s_inputs: torch.Tensor,
+        s_trunk: torch.Tensor,
+        r_noisy: torch.Tensor,
+        c_noise: torch.Tensor,
+        feats: Mapping[str, torch.Tensor],
+        cond: Boltz2Conditioning,
+        dt: torch.Tensor,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """r_noisy (B, T, M, 3) = c_in·x; c_noise (B, T) → position update r (B, T, M, 3)."""
+        s = self.single_conditioner(c_noise, s_trunk, s_inputs)
+        atom_mask, atom_to_token = feats["atom_pad_mask"], feats["atom_to_token"]
+        a, q, c = self.atom_attention_encoder(
+            cond, r_noisy, atom_mask, atom_to_token, dt, frame_mask
+        )
+        a = a + self.s_to_a_linear(s)
+        token_mask = feats["token_pad_mask"].float()[:, None]  # (B, 1, N): same for all frames
+        a = self.token_transformer(
+            a, s, cond.token_trans_bias.float(), token_mask, None, dt, frame_mask
+        )
+        a = self.a_norm(a)
+        return self.atom_attention_decoder(a, q, c, cond, atom_mask, atom_to_token, dt, frame_mask)
+
+
+class Boltz2DiffusionNetwork(nn.Module):
+    """Denoise trajectories with Boltz-2's diffusion module plus temporal attention.
+
+    ``forward(x_noisy, sigma, times, frame_mask, feats, s_inputs, s_trunk, z_trunk)`` with
+    x_noisy (B, T, M, 3), sigma / times (ns) / frame_mask (B, T), Boltz-2 feature tensors in
+    ``feats`` (see :class:`~boltzkinema.model.boltz2_layers.AtomEncoder` and
+    :class:`~boltzkinema.model.boltz2_layers.RelativePositionEncoder`, plus ``token_pad_mask``),
+    s_inputs / s_trunk (B, N, token_s), z_trunk (B, N, N, token_z). Returns x_denoised like
+    x_noisy. Any atom count M works: atoms are padded to a multiple of the query window inside.
+    """
+
+    def __init__(self, cfg: Boltz2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.rel_pos = RelativePositionEncoder(
+            cfg.token_z, fix_sym_check=cfg.fix_sym_check, cyclic_pos_enc=cfg.cyclic_pos_enc
+        )
+        self.conditioning = DiffusionConditioning(
+            token_s=cfg.token_s,
+            token_z=cfg.token_z,
+            atom_s=cfg.atom_s,
+            atom_z=cfg.atom_z,
+            atoms_per_window_queries=cfg.atoms_per_window_queries,
+            atoms_per_window_keys=cfg.atoms_per_window_keys,
+            atom_encoder_depth=cfg.atom_encoder_depth,
+            atom_encoder_heads=cfg.atom_encoder_heads,
+            token_transformer_depth=cfg.token_transformer_depth,
+            token_transformer_heads=cfg.token_transformer_heads,
+            atom_decoder_depth=cfg.atom_decoder_depth,
+            atom_decoder_heads=cfg.atom_decoder_heads,
+            atom_feature_dim=cfg.atom_feature_dim,
+            conditioning_transition_layers=cfg.conditioning_transition_layers,
+            use_no_atom_char=cfg.use_no_atom_char,
+            use_atom_backbone_feat=cfg.use_atom_backbone_feat,
+            use_residue_feats_atoms=cfg.use_residue_feats_atoms,
+        )
+        self.score_model = DiffusionModule(cfg)
+
+    def condition(
+        self, feats: Mapping[str, torch.Tensor], s_trunk: torch.Tensor, z_trunk: torch.Tensor
+    ) -> Boltz2Conditioning:
+        """The noise-independent conditioning; compute once and reuse across sampling steps."""
+        feats, _ = pad_atoms(feats, self.cfg.atoms_per_window_queries)
+        return self.conditioning(s_trunk, z_trunk, self.rel_pos(feats), feats)
+
+    def denoise(
+        self,
+        x_noisy: torch.Tensor,
+        sigma: torch.Tensor,
+        times: torch.Tensor,
+        frame_mask: torch.Tensor,
+        feats: Mapping[str, torch.Tensor],
+        s_inputs: torch.Tensor,
+        s_trunk: torch.Tensor,
+        cond: Boltz2Conditioning,
+    ) -> torch.Tensor:
+        """EDM-preconditioned denoiser per frame, given the conditioning from :meth:`condition`."""
+        m = x_noisy.shape[2]
+        feats, pad = pad_atoms(feats, self.cfg.atoms_per_window_queries)
+        x = F.pad(x_noisy, (0, 0, 0, pad))
+        c_in, c_skip, c_out, _ = preconditioning(sigma[..., None, None], self.cfg.sigma_data)
+        r_update = self.score_model(
+            s_inputs,
+            s_trunk,
+            c_in * x,
+            boltz2_c_noise(sigma, self.cfg.sigma_data),
+            feats,
+            cond,
+            time_distances(times),
+            frame_mask.bool(),
+        )
+        denoised = (c_skip * x + c_out * r_update)[:, :, :m]
+        return torch.where((sigma == 0)[..., None, None], x_noisy, denoised)
+
+    def forward(
+        self,
+        x_noisy: torch.Tensor,
+        sigma: torch.Tensor,
+        times: torch.Tensor,
+        frame_mask: torch.Tensor,
+        feats: Mapping[str, torch.Tensor],
+        s_inputs: torch.Tensor,
+        s_trunk: torch.Tensor,
+        z_trunk: torch.Tensor,
+    ) -> torch.Tensor:
+        cond = self.condition(feats, s_trunk, z_trunk)
+        return self.denoise(x_noisy, sigma, times, frame_mask, feats, s_inputs, s_trunk, cond)

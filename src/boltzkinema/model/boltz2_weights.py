@@ -1,0 +1,271 @@
+"""Import Boltz-2 diffusion-module weights from a Lightning checkpoint (``boltz2_conf.ckpt``).
+
+The file is read with ``torch.load(weights_only=True)`` only: tensors and plain containers, never
+arbitrary pickled objects. Boltz-2's released checkpoints keep some hyper-parameters as OmegaConf
+containers; the only other names the reader accepts are those OmegaConf classes, each mapped to
+an inert stand-in that just stores the pickled state (no OmegaConf code runs, OmegaConf need not
+be installed), and the stand-ins are turned back into plain dicts and lists.
+
+Checkpoint names map onto :class:`Boltz2DiffusionNetwork` by prefix (:data:`CHECKPOINT_PREFIXES`);
+the network's temporal attentions have no counterpart and keep their (zero-output) initial values.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from boltzkinema.errors import CheckpointError
+from boltzkinema.model.attention import TemporalAttention
+from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
+
+log = logging.getLogger(__name__)
+
+# Boltz-2 checkpoint prefix → prefix in Boltz2DiffusionNetwork.
+CHECKPOINT_PREFIXES = {
+    "structure_module.score_model.": "score_model.",
+    "diffusion_conditioning.": "conditioning.",
+    "rel_pos.": "rel_pos.",
+}
+
+OMEGACONF_CLASSES = (
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.Metadata",
+    *(
+        f"omegaconf.nodes.{node}"
+        for node in (
+            "AnyNode",
+            "StringNode",
+            "IntegerNode",
+            "FloatNode",
+            "BooleanNode",
+            "BytesNode",
+            "PathNode",
+        )
+    ),
+)
+
+
+class _PickledState:
+    """Inert stand-in for an OmegaConf object: keeps its pickled state, runs no code."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.state = state
+
+
+class _TypeRef:
+    """Stand-in for ``typing.Any`` (OmegaConf metadata refers to it; we never use it)."""
+
+
+def _discard(*_args: object) -> None:
+    """Stand-in for ``collections.defaultdict``: only OmegaConf's resolver cache is built by it."""
+
+
+SAFE_STAND_INS = [
+    *((_PickledState, name) for name in OMEGACONF_CLASSES),
+    (_TypeRef, "typing.Any"),
+    (_discard, "collections.defaultdict"),
+    dict,
+    list,
+    int,
+    float,
+    str,
+    bool,
+]
+
+
+def _plain(value: Any) -> Any:
+    """Replace OmegaConf stand-ins by the dicts, lists and values they held."""
+    if isinstance(value, _PickledState):
+        state = value.state
+        return _plain(state["_content"] if "_content" in state else state.get("_val"))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Boltz-2 Lightning checkpoint safely; hyper-parameters come back as plain values."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Boltz-2 checkpoint not found at {path}. Put boltz2_conf.ckpt there (the file "
+            "`boltz predict` caches in ~/.boltz, published as boltz-community/boltz-2 on "
+            "Hugging Face); nothing is downloaded at run time."
+        )
+    try:
+        with torch.serialization.safe_globals(SAFE_STAND_INS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = next(
+            (line.strip() for line in str(err).splitlines() if "WeightsUnpickler" in line),
+            str(err).splitlines()[0],
+        )
+        raise CheckpointError(
+            f"{path} was refused by torch.load(weights_only=True): it holds pickled Python "
+            f"objects other than tensors, plain containers and OmegaConf configs, and loading "
+            f"those could run arbitrary code. Unpickler said: {reason}"
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path} is not a Lightning checkpoint: no 'state_dict' mapping")
+    if "hyper_parameters" in ckpt:
+        ckpt["hyper_parameters"] = _plain(ckpt["hyper_parameters"])
+    return ckpt
+
+
+def _as_checkpoint(checkpoint: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
+    return checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint)
+
+
+def config_from_checkpoint(
+    checkpoint: str | Path | Mapping[str, Any], **overrides: Any
+) -> Boltz2Config:
+    """The network size stored in the checkpoint's ``hyper_parameters``; ``overrides`` win.
+
+    Absent entries take Boltz-2's constructor defaults. σ_data is the diffusion process's.
+    """
+    ckpt = _as_checkpoint(checkpoint)
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, Mapping):
+        raise CheckpointError("checkpoint has no 'hyper_parameters'; cannot size the network")
+    score = hp.get("score_model_args") or {}
+    process = hp.get("diffusion_process_args") or {}
+    defaults = Boltz2Config()
+    from_hp = {
+        name: hp.get(name, getattr(defaults, name))
+        for name in (
+            "token_s",
+            "token_z",
+            "atom_s",
+            "atom_z",
+            "atoms_per_window_queries",
+            "atoms_per_window_keys",
+            "atom_feature_dim",
+            "fix_sym_check",
+            "cyclic_pos_enc",
+            "use_no_atom_char",
+            "use_atom_backbone_feat",
+            "use_residue_feats_atoms",
+        )
+    }
+    from_score = {
+        name: score.get(name, getattr(defaults, name))
+        for name in (
+            "dim_fourier",
+            "atom_encoder_depth",
+            "atom_encoder_heads",
+            "token_transformer_depth",
+            "token_transformer_heads",
+            "atom_decoder_depth",
+            "atom_decoder_heads",
+            "conditioning_transition_layers",
+            "transformer_post_ln",
+        )
+    }
+    sigma_data = float(process.get("sigma_data", defaults.sigma_data))
+    return Boltz2Config(**from_hp, **from_score, sigma_data=sigma_data, **overrides)
+
+
+def checkpoint_weights(
+    checkpoint: Mapping[str, Any], use_ema: bool = False
+) -> Mapping[str, torch.Tensor]:
+    """The checkpoint's ``state_dict`` (what Boltz-2 predicts with), or its EMA weights."""
+    if not use_ema:
+        return checkpoint["state_dict"]
+    ema = checkpoint.get("ema")
+    if not isinstance(ema, Mapping) or not isinstance(ema.get("ema_weights"), Mapping):
+        raise CheckpointError("use_ema=True but the checkpoint has no 'ema' → 'ema_weights'")
+    return ema["ema_weights"]
+
+
+def temporal_keys(network: torch.nn.Module) -> set[str]:
+    """State-dict names of all temporal-attention parameters (those Boltz-2 does not have)."""
+    return {
+        f"{name}.{key}"
+        for name, module in network.named_modules()
+        if isinstance(module, TemporalAttention)
+        for key in module.state_dict()
+    }
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Which network keys were filled, which were not (``missing``) and which checkpoint keys
+    under the mapped prefixes found no place (``unexpected``, checkpoint names)."""
+
+    mapped: tuple[str, ...]
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+
+
+def load_boltz2_weights(
+    network: Boltz2DiffusionNetwork,
+    checkpoint: str | Path | Mapping[str, Any],
+    use_ema: bool = False,
+    strict: bool = True,
+) -> LoadReport:
+    """Copy Boltz-2 weights into ``network`` by name.
+
+    A shape mismatch always raises. With ``strict``, so does any missing key other than the
+    temporal layers, and any unexpected key.
+    """
+    ckpt = _as_checkpoint(checkpoint)
+    ours = network.state_dict()
+    renamed: dict[str, torch.Tensor] = {}
+    unexpected = []
+    for key, value in checkpoint_weights(ckpt, use_ema).items():
+        prefix = next((p for p in CHECKPOINT_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            continue
+        name = CHECKPOINT_PREFIXES[prefix] + key.removeprefix(prefix)
+        if name not in ours:
+            unexpected.append(key)
+            continue
+        if value.shape != ours[name].shape:
+            raise CheckpointError(
+                f"shape mismatch for {key} (→ {name}): checkpoint {tuple(value.shape)}, "
+                f"network {tuple(ours[name].shape)}"
+            )
+        renamed[name] = value
+    report = LoadReport(
+        mapped=tuple(sorted(renamed)),
+        missing=tuple(sorted(set(ours) - set(renamed))),
+        unexpected=tuple(sorted(unexpected)),
+    )
+    if strict:
+        untrained = sorted(set(report.missing) - temporal_keys(network))
+        if untrained or report.unexpected:
+            raise CheckpointError(
+                "checkpoint does not match the network: missing non-temporal keys "
+                f"{untrained[:10]}, unexpected keys {list(report.unexpected)[:10]}"
+            )
+    network.load_state_dict(renamed, strict=False)
+    log.info(
+        "Loaded %d/%d keys (%d missing, kept as initialised; %d unexpected)",
+        len(report.mapped),
+        len(ours),
+        len(report.missing),
+        len(report.unexpected),
+    )
+    return report
+
+
+def network_from_checkpoint(
+    path: str | Path, use_ema: bool = False, **overrides: Any
+) -> tuple[Boltz2DiffusionNetwork, LoadReport]:
+    """Build a network of the checkpoint's size (``overrides``, e.g. ``causal=True``, apply)
+    and load its weights."""
+    ckpt = read_checkpoint(path)
+    log.info("Read Boltz-2 checkpoint %s", path)
+    network = Boltz2DiffusionNetwork(config_from_checkpoint(ckpt, **overrides))
+    return network, load_boltz2_weights(network, ckpt, use_ema=use_ema)
