@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: install profiles demo test lint clean
+.PHONY: install profiles demo test lint clean boltz-env
 
 install: $(STAMP)
 
@@ -16,6 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,sim]'
 	$(MAKE) --no-print-directory profiles
+	touch $@
+
+# The environment of the Boltz-2 trunk worker (trunk.backend: boltz2): boltz pins numpy<2, so it
+# lives apart from .venv. The workflow finds it as .venv-boltz (or trunk.python / BOLTZ_PYTHON).
+BOLTZ_VENV := .venv-boltz
+boltz-env: $(BOLTZ_VENV)/.installed
+
+$(BOLTZ_VENV)/.installed:
+	test -x $(BOLTZ_VENV)/bin/python || python3.11 -m venv $(BOLTZ_VENV)
+	$(BOLTZ_VENV)/bin/pip install torch==2.13.0
+	$(BOLTZ_VENV)/bin/pip install boltz==2.2.1
+	$(BOLTZ_VENV)/bin/python -c "import boltz, torch, safetensors"
 	touch $@
 
 # `snakemake --profile runpod` looks for profiles in ~/.config/snakemake, not in profiles/:

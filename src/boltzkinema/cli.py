@@ -65,10 +65,24 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="shard trunk index JSON")
     p.add_argument("--embeddings", required=True, help="folder of cached embeddings")
     p.add_argument("--results-root", default="results")
-    p.add_argument("--backend", default="builtin")
+    p.add_argument("--backend", default="builtin", help="builtin or boltz2")
     p.add_argument("--c-s", type=int, default=384)
     p.add_argument("--c-z", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="builtin: projections; boltz2: ligand conformers"
+    )
+    b = p.add_argument_group("backend boltz2")
+    b.add_argument("--checkpoint", help="Boltz-2 checkpoint (boltz2_conf.ckpt)")
+    b.add_argument(
+        "--python",
+        help="python of the environment with boltz==2.2.1 "
+        "(default: $BOLTZ_PYTHON, else .venv-boltz/bin/python)",
+    )
+    b.add_argument("--recycling-steps", type=int, default=3)
+    b.add_argument("--msa", default="single_sequence", choices=["single_sequence"])
+    b.add_argument("--method", default="x-ray diffraction", help="Boltz-2 method conditioning")
+    b.add_argument("--device", default="cpu", help="torch device of the Boltz worker")
+    b.add_argument("--precision", default="32", choices=["32", "bf16-mixed"])
 
 
 def _add_manifest(sub: argparse._SubParsersAction) -> None:
@@ -211,8 +225,24 @@ def run_trunk(a: argparse.Namespace) -> None:
     from boltzkinema.trunk.backend import get_backend
     from boltzkinema.trunk.cache import build_trunk_cache
 
-    backend = get_backend(a.backend, c_s=a.c_s, c_z=a.c_z, seed=a.seed)
-    index = build_trunk_cache(a.shard, a.output, a.embeddings, backend, a.results_root)
+    params = {"c_s": a.c_s, "c_z": a.c_z, "seed": a.seed}
+    if a.backend == "boltz2":
+        params |= {
+            "checkpoint": a.checkpoint,
+            "python": a.python,
+            "recycling_steps": a.recycling_steps,
+            "msa": a.msa,
+            "method": a.method,
+            "device": a.device,
+            "precision": a.precision,
+        }
+    backend = get_backend(a.backend, **params)
+    try:
+        index = build_trunk_cache(a.shard, a.output, a.embeddings, backend, a.results_root)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
     log.info("%s: %d embeddings computed, %d reused", a.shard, index["computed"], index["reused"])
 
 

@@ -8,6 +8,7 @@ MANIFEST = f"{RESULTS}/manifest.parquet"
 EMBEDDINGS = f"{RESULTS}/trunk/embeddings"
 RUNS = f"{RESULTS}/runs"
 RUN = config["train"]["run"]
+TRUNK = config["trunk"]
 GLOB_CHARS = set("*?[")
 
 
@@ -113,3 +114,25 @@ def per_shard(pattern):
         ]
 
     return inputs
+
+
+def trunk_backend_args():
+    """Command-line options of the configured trunk backend."""
+    args = [
+        f"--backend {TRUNK['backend']}",
+        f"--c-s {TRUNK['c_s']}",
+        f"--c-z {TRUNK['c_z']}",
+        f"--seed {TRUNK['seed']}",
+    ]
+    if TRUNK["backend"] == "boltz2":
+        args += [
+            f"--checkpoint '{TRUNK['checkpoint']}'",
+            f"--recycling-steps {TRUNK['recycling_steps']}",
+            f"--msa {TRUNK['msa']}",
+            f"--method '{TRUNK['method']}'",
+            f"--device {TRUNK['device']}",
+            f"--precision {TRUNK['precision']}",
+        ]
+        if TRUNK.get("python"):
+            args.append(f"--python '{TRUNK['python']}'")
+    return " ".join(args)

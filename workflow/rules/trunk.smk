@@ -2,8 +2,11 @@
 
 
 rule trunk_cache:
+    # The rule runs in the core environment; backend boltz2 starts its own worker in the Boltz
+    # environment (trunk.python), so no conda directive for boltz is needed here.
     input:
         shard=f"{RESULTS}/processed/{{dataset}}/{{shard}}.h5",
+        checkpoint=[TRUNK["checkpoint"]] if TRUNK["backend"] == "boltz2" else [],
     output:
         f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json",
     log:
@@ -15,12 +18,8 @@ rule trunk_cache:
     params:
         embeddings=EMBEDDINGS,
         results=lambda wildcards, output: results_root(output[0], depth=3),
-        backend=config["trunk"]["backend"],
-        c_s=config["trunk"]["c_s"],
-        c_z=config["trunk"]["c_z"],
-        seed=config["trunk"]["seed"],
+        backend=trunk_backend_args(),
     shell:
         "python -m boltzkinema trunk --shard {input.shard} --output {output} "
         "--embeddings {params.embeddings} --results-root {params.results} "
-        "--backend {params.backend} --c-s {params.c_s} --c-z {params.c_z} "
-        "--seed {params.seed} 2> {log}"
+        "{params.backend} 2> {log}"

@@ -2,7 +2,8 @@
 
 A backend turns a processed system into ``s_inputs`` (N, c_s), ``s_trunk`` (N, c_s) and
 ``z_trunk`` (N, N, c_z). Register new backends (e.g. a Boltz-2 trunk) in :data:`BACKENDS`; the
-cache, the manifest and the model only see this interface.
+cache, the manifest and the model only see this interface. Backends that hold resources (the
+Boltz-2 worker process) also have ``close()``; callers close them when done.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def register(name: str) -> Callable[[Callable[..., TrunkBackend]], Callable[...,
 
 def get_backend(name: str, **params: Any) -> TrunkBackend:
     """Instantiate a registered backend by name."""
-    import boltzkinema.trunk.builtin  # noqa: F401  (registers the built-in backend)
+    # Importing these registers the backends (boltz2 imports no boltz: its worker does).
+    import boltzkinema.trunk.boltz2
+    import boltzkinema.trunk.builtin  # noqa: F401
 
     if name not in BACKENDS:
         raise ConfigError(f"unknown trunk backend {name!r}; available: {sorted(BACKENDS)}")
