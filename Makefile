@@ -23,10 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 BOLTZ_VENV := .venv-boltz
 boltz-env: $(BOLTZ_VENV)/.installed
 
-$(BOLTZ_VENV)/.installed:
+$(BOLTZ_VENV)/.installed: constraints-boltz.txt
 	test -x $(BOLTZ_VENV)/bin/python || python3.11 -m venv $(BOLTZ_VENV)
-	$(BOLTZ_VENV)/bin/pip install torch==2.13.0
-	$(BOLTZ_VENV)/bin/pip install boltz==2.2.1
+	$(BOLTZ_VENV)/bin/pip install -c constraints-boltz.txt torch==2.13.0
+	$(BOLTZ_VENV)/bin/pip install -c constraints-boltz.txt boltz==2.2.1 safetensors
 	$(BOLTZ_VENV)/bin/python -c "import boltz, torch, safetensors"
 	touch $@
 

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from safetensors import safe_open
@@ -443,3 +444,35 @@ def test_env_var_names_the_boltz_python(monkeypatch):
     monkeypatch.delenv("BOLTZ_PYTHON")
     found = default_python()
     assert found is None or found.endswith(os.path.join(".venv-boltz", "bin", "python"))
+
+
+@needs_boltz
+def test_workflow_with_the_boltz2_backend_embeds_every_example_system(tmp_path):
+    from conftest import example_config, snakemake_cmd, venv_env
+
+    example_config(
+        tmp_path,
+        trunk={
+            "backend": "boltz2",
+            "checkpoint": str(DATA / "tiny_boltz2_trunk_v2.ckpt"),
+            "python": str(BOLTZ_PYTHON),
+            "c_s": 32,
+            "c_z": 16,
+            "recycling_steps": 1,
+        },
+    )
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, "--until", "build_manifest"),
+        capture_output=True,
+        text=True,
+        env=venv_env(),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_parquet(tmp_path / "results" / "manifest.parquet")
+    assert len(table) == 6
+    for rel in sorted(set(table["trunk_path"])):
+        emb, meta = load_embedding(tmp_path / "results" / rel)
+        assert meta["backend"] == "boltz2"
+        assert emb.s_trunk.shape[1] == 32 and emb.z_trunk.shape[2] == 16
+        assert np.isfinite(emb.z_trunk.astype(np.float32)).all()
