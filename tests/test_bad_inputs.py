@@ -155,11 +155,23 @@ QUARANTINED = {
     "missing atomic numbers dataset": ("m.NOZ", "missing_dataset", "unmodified MISATO"),
     "NaN coordinates": ("m.NAN", "non_finite", "re-export"),
     "Inf coordinates": ("m.INF", "non_finite", "re-export"),
-    "zero frames": ("m.EMPTY", "no_frames", ""),
-    "topology shorter than the coordinates (MISATO)": ("m.SHORT", "topology_mismatch", ""),
-    "topology of another system (mdtraj pair)": ("x.mismatch", "topology_mismatch", ""),
-    "truncated xtc replica (ATLAS)": ("a.villin_hp35_R2", "unreadable|topology_mismatch", ""),
-    "mdCATH replica without coords": ("c.villin_hp35_348K_r0", "missing_dataset", ""),
+    "zero frames": ("m.EMPTY", "no_frames", "re-export or drop"),
+    "topology shorter than the coordinates (MISATO)": ("m.SHORT", "topology_mismatch", "re-export"),
+    "topology of another system (mdtraj pair)": (
+        "x.mismatch",
+        "topology_mismatch",
+        "pair the trajectory with the topology",
+    ),
+    "truncated xtc replica (ATLAS)": (
+        "a.villin_hp35_R2",
+        "unreadable|topology_mismatch",
+        "re-copy|pair the trajectory",
+    ),
+    "mdCATH replica without coords": (
+        "c.villin_hp35_348K_r0",
+        "missing_dataset",
+        "unmodified mdCATH",
+    ),
     "unknown element": ("m.ELEMENT", "unknown_element", "atomic numbers"),
     "unknown residue code": ("m.RESIDUE", "unknown_residue", "mdtraj"),
     "chemically invalid ligand": ("m.LIGAND", "ligand_invalid", "leave the system out"),
@@ -174,7 +186,7 @@ def test_bad_system_is_quarantined_naming_file_system_and_fix_and_the_rest_is_wr
     assert entry["status"] == "quarantined"
     assert re.fullmatch(code, entry["code"])
     assert entry["file"] and Path(entry["file"]).exists()
-    assert entry["reason"] and entry["fix"] and fix in entry["fix"]
+    assert entry["reason"] and re.search(fix, entry["fix"])
     assert system_id not in shard["written"]
     assert {"m.GOOD", "a.villin_hp35_R1", "c.villin_hp35_320K_r0"} <= shard["written"]
 
@@ -401,6 +413,17 @@ def _trunk_widths_mixed(tmp: Path, results: Path) -> Seen:
     return Seen(msg, ("odd_width.safetensors", "c_s=8, c_z=2", "Rerun trunk_cache"))
 
 
+def _corrupt_trunk_entry_at_training(tmp: Path, results: Path) -> Seen:
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    (results / "corrupt.safetensors").write_bytes(b"\x00" * 16)
+    try:
+        corrupt = manifest.assign(trunk_path="corrupt.safetensors")
+        msg = _raises(BoltzKinemaError, lambda: trunk_dims(corrupt, results))
+    finally:
+        (results / "corrupt.safetensors").unlink()
+    return Seen(msg, ("corrupt.safetensors", "rerun trunk_cache"))
+
+
 def _trunk_tensors_disagree(tmp: Path, results: Path) -> Seen:
     from boltzkinema.trunk.cache import embedding_widths
 
@@ -458,6 +481,7 @@ ERRORS: dict[str, Callable[..., Seen]] = {
     "checkpoint whose shapes do not fit": _checkpoint_of_other_shapes,
     "pickled checkpoint that runs code": _pickled_checkpoint,
     "corrupt trunk entry": _corrupt_trunk_entry,
+    "corrupt trunk entry met by training": _corrupt_trunk_entry_at_training,
     "trunk embeddings of mixed widths": _trunk_widths_mixed,
     "trunk tensors of one entry disagree": _trunk_tensors_disagree,
     "trunk embeddings of another width than the checkpoint": _trunk_width_unlike_the_checkpoint,
@@ -475,4 +499,8 @@ def test_bad_input_fails_with_one_error_naming_what_and_the_fix(case, tmp_path, 
 
 
 def test_the_catalogue_has_at_least_25_cases():
-    assert len(QUARANTINED) + len(ERRORS) + 2 >= 25
+    handled = [
+        test_misato_file_in_nm_comes_out_identical_to_the_angstrom_file,
+        test_complex_whose_ligand_molecule_is_empty_is_kept_as_protein_with_a_note,
+    ]
+    assert len(QUARANTINED) + len(ERRORS) + len(handled) >= 25

@@ -13,16 +13,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from boltzkinema.errors import CheckpointError
 from boltzkinema.model.boltz2_network import Boltz2DiffusionNetwork
 from boltzkinema.model.boltz2_weights import (
-    CheckpointError,
     config_from_checkpoint,
     load_boltz2_weights,
     network_from_checkpoint,
-    read_checkpoint,
     temporal_keys,
 )
 from boltzkinema.model.edm import preconditioning
+from boltzkinema.model.lightning_checkpoint import read_checkpoint
 
 DATA = Path(__file__).parent / "data" / "boltz2"
 CKPT = DATA / "tiny_boltz2.ckpt"

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from boltzkinema.errors import ConfigError
+
 
 @contextmanager
 def _locked(db: Path) -> Iterator[None]:
@@ -44,6 +46,12 @@ def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]], key: list[s
         except ValueError:  # lancedb's "table not found"
             conn.create_table(table, data=frame)
         else:
+            missing = sorted(set(frame.columns) - set(existing.schema.names))
+            if missing:
+                raise ConfigError(
+                    f"LanceDB table {db / table} lacks columns {missing} (written by an older "
+                    f"version); move it away or delete it, and rerun"
+                )
             (
                 existing.merge_insert(key)
                 .when_matched_update_all()

@@ -1,5 +1,6 @@
 # Shared helpers: paths, per-dataset options and the shard lists read from the dataset indices.
 import json
+import shlex
 from pathlib import Path
 
 RESULTS = config["results"]
@@ -117,22 +118,25 @@ def per_shard(pattern):
 
 
 def trunk_backend_args():
-    """Command-line options of the configured trunk backend."""
-    args = [
-        f"--backend {TRUNK['backend']}",
-        f"--c-s {TRUNK['c_s']}",
-        f"--c-z {TRUNK['c_z']}",
-        f"--seed {TRUNK['seed']}",
-    ]
+    """Command-line options of the configured trunk backend, each value shell-quoted."""
+    options = {"backend": TRUNK["backend"], "c-s": TRUNK["c_s"], "c-z": TRUNK["c_z"]}
+    options["seed"] = TRUNK["seed"]
     if TRUNK["backend"] == "boltz2":
-        args += [
-            f"--checkpoint '{TRUNK['checkpoint']}'",
-            f"--recycling-steps {TRUNK['recycling_steps']}",
-            f"--msa {TRUNK['msa']}",
-            f"--method '{TRUNK['method']}'",
-            f"--device {TRUNK['device']}",
-            f"--precision {TRUNK['precision']}",
-        ]
+        for key in (
+            "checkpoint",
+            "recycling_steps",
+            "msa",
+            "method",
+            "device",
+            "precision",
+        ):
+            options[key.replace("_", "-")] = TRUNK[key]
         if TRUNK.get("python"):
-            args.append(f"--python '{TRUNK['python']}'")
-    return " ".join(args)
+            options["python"] = TRUNK["python"]
+    return " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in options.items())
+
+
+def trunk_gpus():
+    """GPUs a trunk job holds: one for a Boltz-2 worker on CUDA, so such jobs take turns."""
+    uses_gpu = TRUNK["backend"] == "boltz2" and str(TRUNK["device"]).startswith("cuda")
+    return 1 if uses_gpu else 0

@@ -15,6 +15,8 @@ rule trunk_cache:
         f"{RESULTS}/benchmarks/trunk/{{dataset}}/{{shard}}.tsv"
     conda:
         "../../envs/core.yaml"
+    resources:
+        gpu=trunk_gpus(),
     params:
         embeddings=EMBEDDINGS,
         results=lambda wildcards, output: results_root(output[0], depth=3),

@@ -30,7 +30,7 @@ def list_hdf5(
     try:
         with h5py.File(path, "r") as f:
             return lister(f)
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError) as exc:  # h5py's errors for damaged files
         reason = f"{type(exc).__name__}: {exc}"
         return [SystemRef(f"{dataset}.{Path(path).name}", fmt, path, extra={UNREADABLE: reason})]
 

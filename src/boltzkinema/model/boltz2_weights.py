@@ -1,10 +1,7 @@
 """Import Boltz-2 diffusion-module weights from a Lightning checkpoint (``boltz2_conf.ckpt``).
 
-The file is read with ``torch.load(weights_only=True)`` only: tensors and plain containers, never
-arbitrary pickled objects. Boltz-2's released checkpoints keep some hyper-parameters as OmegaConf
-containers; the only other names the reader accepts are those OmegaConf classes, each mapped to
-an inert stand-in that just stores the pickled state (no OmegaConf code runs, OmegaConf need not
-be installed), and the stand-ins are turned back into plain dicts and lists.
+The file is read by :func:`~boltzkinema.model.lightning_checkpoint.read_checkpoint`
+(``torch.load(weights_only=True)`` with OmegaConf hyper-parameters as inert stand-ins).
 
 Checkpoint names map onto :class:`Boltz2DiffusionNetwork` by prefix (:data:`CHECKPOINT_PREFIXES`);
 the network's temporal attentions have no counterpart and keep their (zero-output) initial values.
@@ -13,7 +10,6 @@ the network's temporal attentions have no counterpart and keep their (zero-outpu
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ import torch
 from boltzkinema.errors import CheckpointError
 from boltzkinema.model.attention import TemporalAttention
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
+from boltzkinema.model.lightning_checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -33,94 +30,6 @@ CHECKPOINT_PREFIXES = {
     "diffusion_conditioning.": "conditioning.",
     "rel_pos.": "rel_pos.",
 }
-
-OMEGACONF_CLASSES = (
-    "omegaconf.dictconfig.DictConfig",
-    "omegaconf.listconfig.ListConfig",
-    "omegaconf.base.ContainerMetadata",
-    "omegaconf.base.Metadata",
-    *(
-        f"omegaconf.nodes.{node}"
-        for node in (
-            "AnyNode",
-            "StringNode",
-            "IntegerNode",
-            "FloatNode",
-            "BooleanNode",
-            "BytesNode",
-            "PathNode",
-        )
-    ),
-)
-
-
-class _PickledState:
-    """Inert stand-in for an OmegaConf object: keeps its pickled state, runs no code."""
-
-    def __setstate__(self, state: dict) -> None:
-        self.state = state
-
-
-class _TypeRef:
-    """Stand-in for ``typing.Any`` (OmegaConf metadata refers to it; we never use it)."""
-
-
-def _discard(*_args: object) -> None:
-    """Stand-in for ``collections.defaultdict``: only OmegaConf's resolver cache is built by it."""
-
-
-SAFE_STAND_INS = [
-    *((_PickledState, name) for name in OMEGACONF_CLASSES),
-    (_TypeRef, "typing.Any"),
-    (_discard, "collections.defaultdict"),
-    dict,
-    list,
-    int,
-    float,
-    str,
-    bool,
-]
-
-
-def _plain(value: Any) -> Any:
-    """Replace OmegaConf stand-ins by the dicts, lists and values they held."""
-    if isinstance(value, _PickledState):
-        state = value.state
-        return _plain(state["_content"] if "_content" in state else state.get("_val"))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
-    return value
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Boltz-2 Lightning checkpoint safely; hyper-parameters come back as plain values."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"Boltz-2 checkpoint not found at {path}. Put boltz2_conf.ckpt there (the file "
-            "`boltz predict` caches in ~/.boltz, published as boltz-community/boltz-2 on "
-            "Hugging Face); nothing is downloaded at run time."
-        )
-    try:
-        with torch.serialization.safe_globals(SAFE_STAND_INS):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = next(
-            (line.strip() for line in str(err).splitlines() if "WeightsUnpickler" in line),
-            str(err).splitlines()[0],
-        )
-        raise CheckpointError(
-            f"{path} was refused by torch.load(weights_only=True): it holds pickled Python "
-            f"objects other than tensors, plain containers and OmegaConf configs, and loading "
-            f"those could run arbitrary code. Unpickler said: {reason}"
-        ) from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(f"{path} is not a Lightning checkpoint: no 'state_dict' mapping")
-    if "hyper_parameters" in ckpt:
-        ckpt["hyper_parameters"] = _plain(ckpt["hyper_parameters"])
-    return ckpt
 
 
 def _as_checkpoint(checkpoint: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -96,14 +96,15 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[Any, dict[s
         )
     from boltz.model.models.boltz2 import Boltz2
 
-    from boltzkinema.model.boltz2_weights import read_checkpoint
+    from boltzkinema.errors import CheckpointError
+    from boltzkinema.model.lightning_checkpoint import read_checkpoint
     from boltzkinema.trunk.boltz2_features import NUM_TOKENS
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise WorkerError(f"device {device!r} asked for, but torch sees no CUDA device here")
     try:
         ckpt = read_checkpoint(checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
+    except CheckpointError as exc:
         raise WorkerError(str(exc)) from None
     hp = dict(ckpt.get("hyper_parameters") or {})
     state = ckpt["state_dict"]

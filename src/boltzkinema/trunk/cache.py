@@ -84,8 +84,13 @@ def embedding_widths(path: str | Path) -> tuple[int, int]:
     """(c_s, c_z) of an entry, read from its header; an error if its tensors disagree."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="numpy") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in TENSORS}
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in TENSORS}
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(
+            f"{path}: not a readable trunk embedding ({exc}); delete it and rerun trunk_cache"
+        ) from exc
     (n, c_s), (n2, c_s2), (n3, n4, c_z) = (shapes[k] for k in TENSORS)
     if (n2, c_s2) != (n, c_s) or (n3, n4) != (n, n):
         raise ValueError(
