@@ -24,7 +24,7 @@ BOLTZ_VENV := .venv-boltz
 boltz-env: $(BOLTZ_VENV)/.installed
 
 $(BOLTZ_VENV)/.installed: constraints-boltz.txt
-	test -x $(BOLTZ_VENV)/bin/python || python3.11 -m venv $(BOLTZ_VENV)
+	test -x $(BOLTZ_VENV)/bin/python || $(PYTHON) -m venv $(BOLTZ_VENV)
 	$(BOLTZ_VENV)/bin/pip install -c constraints-boltz.txt torch==2.13.0
 	$(BOLTZ_VENV)/bin/pip install -c constraints-boltz.txt boltz==2.2.1 safetensors
 	$(BOLTZ_VENV)/bin/python -c "import boltz, torch, safetensors"

@@ -429,11 +429,17 @@ def test_worker_refuses_a_checkpoint_that_is_not_boltz2(tmp_path):
 
 
 @needs_boltz
-def test_config_widths_must_match_the_checkpoint():
+@pytest.mark.parametrize("widths", [{"c_s": 384, "c_z": 128}, {"c_s": 384}, {"c_z": 128}])
+def test_config_widths_must_match_the_checkpoint(widths):
     with pytest.raises(ConfigError, match=r"trunk.c_s: 32"):
-        get_backend(
-            "boltz2", checkpoint=str(CHECKPOINT), python=str(BOLTZ_PYTHON), c_s=384, c_z=128
-        )
+        get_backend("boltz2", checkpoint=str(CHECKPOINT), python=str(BOLTZ_PYTHON), **widths)
+
+
+@needs_boltz
+def test_one_matching_width_is_enough():
+    backend = get_backend("boltz2", checkpoint=str(CHECKPOINT), python=str(BOLTZ_PYTHON), c_s=32)
+    backend.close()
+    assert (backend.c_s, backend.c_z) == (32, 16)
 
 
 def test_env_var_names_the_boltz_python(monkeypatch):

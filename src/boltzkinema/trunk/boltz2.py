@@ -170,8 +170,8 @@ class Boltz2Trunk:
             raise
         self.info = info
         self.c_s, self.c_z = int(info["c_s"]), int(info["c_z"])
-        expected = (c_s, c_z)
-        if any(v is not None for v in expected) and expected != (self.c_s, self.c_z):
+        given = zip((c_s, c_z), (self.c_s, self.c_z), strict=True)
+        if any(want is not None and want != have for want, have in given):
             self.close()
             raise ConfigError(
                 f"trunk.c_s/c_z are {c_s}/{c_z} but the Boltz-2 checkpoint's trunk is "
@@ -181,10 +181,13 @@ class Boltz2Trunk:
 
     # ------------------------------------------------------------------ worker process
     def _start(self, python: str) -> dict[str, Any]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(_SRC), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
-        )
+        # Only our package goes on the worker's path, never the folder around it: installed
+        # non-editable, that folder is the core environment's site-packages (numpy 2 beside
+        # boltz's numpy<2).
+        path = self._tmp / "path"
+        path.mkdir()
+        (path / "boltzkinema").symlink_to(_SRC / "boltzkinema", target_is_directory=True)
+        env = dict(os.environ, PYTHONPATH=str(path))
         env.setdefault("PYTHONUNBUFFERED", "1")
         cmd = [
             python,
