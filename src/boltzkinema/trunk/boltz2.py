@@ -96,6 +96,7 @@ def file_sha256(path: str | Path) -> str:
     return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
+@register("boltz2")
 class Boltz2Trunk:
     """Embeds systems with Boltz-2's trunk in a worker process; see the module docstring."""
 
@@ -355,30 +356,3 @@ def _ccd_reference_sha256() -> str:
 
     data = resources.files("boltzkinema.trunk").joinpath("data/ccd_reference.json").read_bytes()
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-@register("boltz2")
-def _factory(
-    checkpoint: str | None = None,
-    python: str | None = None,
-    recycling_steps: int = 3,
-    msa: str = "single_sequence",
-    method: str = DEFAULT_METHOD,
-    device: str = "cpu",
-    precision: str = "32",
-    seed: int = 0,
-    c_s: int | None = None,
-    c_z: int | None = None,
-) -> Boltz2Trunk:
-    return Boltz2Trunk(
-        checkpoint=checkpoint,
-        python=python,
-        recycling_steps=recycling_steps,
-        msa=msa,
-        method=method,
-        device=device,
-        precision=precision,
-        seed=seed,
-        c_s=c_s,
-        c_z=c_z,
-    )
