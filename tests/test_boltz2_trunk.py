@@ -328,20 +328,7 @@ def write_shard(path: Path) -> None:
     with ShardWriter(path) as w:
         for entry in SYSTEMS:
             s = system_of(entry)
-            fields = {
-                k: getattr(s, k)
-                for k in (
-                    "elements",
-                    "atom_names",
-                    "residue_names",
-                    "residue_index",
-                    "chain_index",
-                    "mol_type",
-                    "token_index",
-                    "bonds",
-                )
-            }
-            s.attrs = {**s.attrs, "topology_hash": topology_hash(fields)}
+            s.attrs = {**s.attrs, "topology_hash": topology_hash(vars(s))}
             w.add(s)
 
 
