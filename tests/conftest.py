@@ -77,9 +77,9 @@ def atlas_copy(tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="session")
-def example_results(tmp_path_factory) -> Path:
-    """The data stage of the example run in-process: results/ with shards, trunk and manifest."""
+def build_example_results(root: Path, c_s: int | None = None, c_z: int | None = None) -> Path:
+    """The data stage of the example run in-process: ``root`` with shards, trunk and manifest
+    (built-in trunk of the config's widths unless given)."""
     import yaml
 
     from boltzkinema.data.index import discover
@@ -90,9 +90,10 @@ def example_results(tmp_path_factory) -> Path:
     from boltzkinema.trunk.backend import get_backend
     from boltzkinema.trunk.cache import build_trunk_cache
 
-    root = tmp_path_factory.mktemp("example") / "results"
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    backend = get_backend("builtin", c_s=cfg["trunk"]["c_s"], c_z=cfg["trunk"]["c_z"])
+    backend = get_backend(
+        "builtin", c_s=c_s or cfg["trunk"]["c_s"], c_z=c_z or cfg["trunk"]["c_z"]
+    )
     reports, trunks = [], []
     for name, ds in cfg["datasets"].items():
         inputs = [str(REPO / p) for p in ds["inputs"]]
@@ -110,6 +111,12 @@ def example_results(tmp_path_factory) -> Path:
     table = build_manifest(reports, trunks, root, SplitConfig(**cfg["splits"]))
     write_manifest(table, root / "manifest.parquet")
     return root
+
+
+@pytest.fixture(scope="session")
+def example_results(tmp_path_factory) -> Path:
+    """The example's data stage with the config's trunk widths."""
+    return build_example_results(tmp_path_factory.mktemp("example") / "results")
 
 
 def venv_env(**extra: str) -> dict[str, str]:

@@ -55,16 +55,18 @@ def denoise(
     """Run the network on x (1, T, M, 3) with the recorded Boltz-2 features and trunk outputs."""
     t = x.shape[1]
     times = torch.zeros(1, t) if times is None else times
+    feats = feats_of(recorded) if feats is None else feats
     with torch.no_grad():
-        return net(
+        cond = net.condition(feats, recorded["s_trunk"], recorded["z_trunk"])
+        return net.denoise(
             x,
             sigma,
             times,
             torch.ones(1, t, dtype=torch.bool),
-            feats_of(recorded) if feats is None else feats,
+            feats,
             recorded["s_inputs"],
             recorded["s_trunk"],
-            recorded["z_trunk"],
+            cond,
         )
 
 

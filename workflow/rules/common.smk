@@ -10,6 +10,7 @@ EMBEDDINGS = f"{RESULTS}/trunk/embeddings"
 RUNS = f"{RESULTS}/runs"
 RUN = config["train"]["run"]
 TRUNK = config["trunk"]
+INIT_FROM = config["train"].get("init_from")
 GLOB_CHARS = set("*?[")
 
 

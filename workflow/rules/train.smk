@@ -20,6 +20,9 @@ rule train:
     input:
         manifest=MANIFEST,
         config=f"{RUNS}/{{run}}/train_config.json",
+        # A weights file to start from (e.g. boltz2_conf.ckpt); another run's checkpoint.json
+        # is not an input, so that this config never retrains that run.
+        init=[INIT_FROM] if INIT_FROM and not INIT_FROM.endswith(".json") else [],
     output:
         done=f"{RUNS}/{{run}}/train_done.json",
     log:

@@ -16,7 +16,10 @@ def _pad(arrays: list[np.ndarray], shape: tuple[int, ...], fill: float = 0) -> n
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch of padded tensors; ``*_mask`` entries say what is real."""
+    """Batch of padded tensors; ``*_mask`` entries say what is real.
+
+    Extra ``atom.*`` / ``token.*`` entries are padded along atoms / tokens (-1 for integers).
+    """
     t = max(len(it["times"]) for it in items)
     m = max(len(it["atom_to_token"]) for it in items)
     n = max(len(it["s_trunk"]) for it in items)
@@ -54,5 +57,11 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "token_mask": token_mask,
         "bond_mask": bond_mask,
     }
+    for key in items[0]:
+        if key.startswith(("atom.", "token.")):
+            rows = m if key.startswith("atom.") else n
+            values = [it[key] for it in items]
+            fill = -1 if values[0].dtype.kind in "iu" else 0
+            batch[key] = _pad(values, (rows, *values[0].shape[1:]), fill)
     batch["sigma"] = np.where(frame_mask, batch["sigma"], 0.0).astype(np.float32)
     return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}

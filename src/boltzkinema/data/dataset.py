@@ -9,6 +9,7 @@ shards on demand; only open file handles are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ from safetensors import safe_open
 
 from boltzkinema.data.features import atom_features
 from boltzkinema.data.masking import TaskConfig, sample_sigmas
-from boltzkinema.data.store import ShardReader
+from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.io.chemistry import MolType
+
+# Extra features of a whole system (given its trunk entry): ``atom.*`` arrays with one row per
+# atom and ``token.*`` arrays with one row per token; items crop them like everything else.
+SystemFeatures = Callable[[ProcessedSystem, Path], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,19 @@ def crop_tokens(
     return np.flatnonzero(np.isin(token_index, keep))
 
 
+def crop_features(
+    features: dict[str, np.ndarray], atoms: np.ndarray, tokens: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The rows of ``atom.*`` / ``token.*`` arrays that a crop keeps."""
+    return {k: v[atoms] if k.startswith("atom.") else v[tokens] for k, v in features.items()}
+
+
 class TrajectoryDataset:
-    """Segments drawn from the manifest rows of one split."""
+    """Segments drawn from the manifest rows of one split.
+
+    ``system_features``, when given, adds per-system features to every item (computed once per
+    system and kept in memory), e.g. Boltz-2's atom features for ``model.architecture: boltz2``.
+    """
 
     def __init__(
         self,
@@ -76,6 +92,7 @@ class TrajectoryDataset:
         results_root: str | Path,
         cfg: SegmentConfig,
         split: str | None = "train",
+        system_features: SystemFeatures | None = None,
     ):
         rows = manifest if split is None else manifest[manifest["split"] == split]
         if cfg.dataset_weights:
@@ -95,6 +112,8 @@ class TrajectoryDataset:
             w = np.ones(len(self.rows))
         self.p = w / w.sum()
         self._readers: dict[str, ShardReader] = {}
+        self.system_features = system_features
+        self._features: dict[str, dict[str, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -139,6 +158,11 @@ class TrajectoryDataset:
         keep = (bonds >= 0).all(axis=1)
         s_inputs, s_trunk, z_trunk = self._trunk(row["trunk_path"], tokens)
         mol_type = system.mol_type[atoms]
+        extra = {}
+        if self.system_features is not None:
+            if sid not in self._features:
+                self._features[sid] = self.system_features(system, self.root / row["trunk_path"])
+            extra = crop_features(self._features[sid], atoms, tokens)
         return {
             "system_id": sid,
             "task": task,
@@ -155,6 +179,7 @@ class TrajectoryDataset:
             "s_inputs": s_inputs,
             "s_trunk": s_trunk,
             "z_trunk": z_trunk,
+            **extra,
         }
 
     def _trunk(self, rel: str, tokens: np.ndarray) -> tuple[np.ndarray, ...]:

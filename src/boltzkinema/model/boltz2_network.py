@@ -32,6 +32,7 @@ from torch import nn
 
 from boltzkinema.model.attention import time_distances
 from boltzkinema.model.boltz2_layers import (
+    NAME_CLASSES,
     AtomAttentionDecoder,
     AtomAttentionEncoder,
     Boltz2Conditioning,
@@ -40,7 +41,8 @@ from boltzkinema.model.boltz2_layers import (
     RelativePositionEncoder,
     SingleConditioning,
 )
-from boltzkinema.model.edm import preconditioning
+from boltzkinema.model.edm import Denoiser, preconditioning
+from boltzkinema.trunk.boltz2_features import NUM_ELEMENTS, NUM_TOKENS
 
 # Per-atom feature tensors (atom axis 1) that are zero-padded when M is not a multiple of W.
 ATOM_FEATURE_KEYS = (
@@ -92,6 +94,40 @@ class Boltz2Config:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _one_hot(index: torch.Tensor, classes: int) -> torch.Tensor:
+    """One-hot float rows; a negative index gives a row of zeros (a padded entry)."""
+    hot = F.one_hot(index.long().clamp_min(0), classes).float()
+    return hot * (index >= 0)[..., None]
+
+
+def features_from_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Boltz-2's feature tensors from a batch of ours.
+
+    The batch holds ``atom.*`` and ``token.*`` entries from
+    :func:`~boltzkinema.trunk.boltz2_atoms.diffusion_features` (class indices, -1 where padded)
+    besides our ``atom_to_token``, ``atom_mask`` and ``token_mask``.
+    """
+    n = batch["token_mask"].shape[1]
+    atom_mask = batch["atom_mask"]
+    feats = {
+        "ref_pos": batch["atom.ref_pos"],
+        "ref_charge": batch["atom.ref_charge"],
+        "ref_element": _one_hot(batch["atom.ref_element"], NUM_ELEMENTS),
+        "ref_atom_name_chars": _one_hot(batch["atom.ref_atom_name_chars"], NAME_CLASSES),
+        "ref_space_uid": batch["atom.ref_space_uid"],
+        "atom_pad_mask": atom_mask.float(),
+        "atom_to_token": _one_hot(batch["atom_to_token"].masked_fill(~atom_mask, -1), n),
+        "token_pad_mask": batch["token_mask"].float(),
+        "res_type": _one_hot(batch["token.res_type"], NUM_TOKENS),
+    }
+    for key in ("residue_index", "asym_id", "entity_id", "sym_id", "token_index"):
+        feats[key] = batch[f"token.{key}"]
+    feats["cyclic_period"] = batch["token.cyclic_period"]
+    feats["modified"] = batch["token.modified"].clamp_min(0)
+    feats["mol_type"] = batch["token.mol_type"].clamp_min(0)
+    return feats
 
 
 def boltz2_c_noise(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
@@ -189,13 +225,17 @@ class DiffusionModule(nn.Module):
 class Boltz2DiffusionNetwork(nn.Module):
     """Denoise trajectories with Boltz-2's diffusion module plus temporal attention.
 
-    ``forward(x_noisy, sigma, times, frame_mask, feats, s_inputs, s_trunk, z_trunk)`` with
-    x_noisy (B, T, M, 3), sigma / times (ns) / frame_mask (B, T), Boltz-2 feature tensors in
-    ``feats`` (see :class:`~boltzkinema.model.boltz2_layers.AtomEncoder` and
-    :class:`~boltzkinema.model.boltz2_layers.RelativePositionEncoder`, plus ``token_pad_mask``),
-    s_inputs / s_trunk (B, N, token_s), z_trunk (B, N, N, token_z). Returns x_denoised like
-    x_noisy. Any atom count M works: atoms are padded to a multiple of the query window inside.
+    ``forward(batch, x_noisy, sigma)`` takes a batch of ours, as ``DiffusionNetwork`` does.
+    Underneath, :meth:`condition` and :meth:`denoise` take Boltz-2's own feature tensors
+    (``feats``: see :class:`~boltzkinema.model.boltz2_layers.AtomEncoder` and
+    :class:`~boltzkinema.model.boltz2_layers.RelativePositionEncoder`, plus ``token_pad_mask``)
+    with x_noisy (B, T, M, 3), sigma / times (ns) / frame_mask (B, T), s_inputs / s_trunk
+    (B, N, token_s), z_trunk (B, N, N, token_z). Any atom count M works: atoms are padded to a
+    multiple of the query window inside.
     """
+
+    architecture = "boltz2"
+    lora_targets = ("pair_bias_attn.proj_q", "pair_bias_attn.proj_k", "pair_bias_attn.proj_v")
 
     def __init__(self, cfg: Boltz2Config):
         super().__init__()
@@ -260,16 +300,34 @@ class Boltz2DiffusionNetwork(nn.Module):
         denoised = (c_skip * x + c_out * r_update)[:, :, :m]
         return torch.where((sigma == 0)[..., None, None], x_noisy, denoised)
 
+    @property
+    def trunk_widths(self) -> tuple[int, int]:
+        """(c_s, c_z) of the trunk embeddings this network reads."""
+        return self.cfg.token_s, self.cfg.token_z
+
+    def denoiser(self, batch: Mapping[str, torch.Tensor]) -> Denoiser:
+        """``denoise(x_noisy, sigma)`` for one batch, its conditioning computed once."""
+        feats = features_from_batch(batch)
+        cond = self.condition(feats, batch["s_trunk"], batch["z_trunk"])
+        atom_mask = batch["atom_mask"][:, None, :, None]
+
+        def denoise(x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            out = self.denoise(
+                x_noisy,
+                sigma,
+                batch["times"],
+                batch["frame_mask"],
+                feats,
+                batch["s_inputs"],
+                batch["s_trunk"],
+                cond,
+            )
+            return out * atom_mask
+
+        return denoise
+
     def forward(
-        self,
-        x_noisy: torch.Tensor,
-        sigma: torch.Tensor,
-        times: torch.Tensor,
-        frame_mask: torch.Tensor,
-        feats: Mapping[str, torch.Tensor],
-        s_inputs: torch.Tensor,
-        s_trunk: torch.Tensor,
-        z_trunk: torch.Tensor,
+        self, batch: Mapping[str, torch.Tensor], x_noisy: torch.Tensor, sigma: torch.Tensor
     ) -> torch.Tensor:
-        cond = self.condition(feats, s_trunk, z_trunk)
-        return self.denoise(x_noisy, sigma, times, frame_mask, feats, s_inputs, s_trunk, cond)
+        """Denoise a batch of ours (see :func:`features_from_batch`), like ``DiffusionNetwork``."""
+        return self.denoiser(batch)(x_noisy, sigma)

@@ -5,9 +5,13 @@ A frame with σ = 0 is a conditioning frame (noise-as-masking): the denoiser ret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+# A denoiser D(x_noisy, σ) → x_denoised for one batch: what a network gives the sampler.
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from boltzkinema.model.attention import (
     WindowedAtomAttention,
     time_distances,
 )
-from boltzkinema.model.edm import preconditioning
+from boltzkinema.model.edm import Denoiser, preconditioning
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,9 @@ class DiffusionNetwork(nn.Module):
     ``z_trunk`` (B, N, N, c_z), ``times`` (B, T) in ns and ``frame_mask`` (B, T).
     """
 
+    architecture = "native"
+    lora_targets = ("spatial.q", "spatial.kv", "spatial.qkv")
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -146,6 +149,15 @@ class DiffusionNetwork(nn.Module):
         self.decoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_decoder_blocks))
         self.out_norm = nn.LayerNorm(cfg.c_atom)
         self.out = nn.Linear(cfg.c_atom, 3, bias=False)
+
+    @property
+    def trunk_widths(self) -> tuple[int, int]:
+        """(c_s, c_z) of the trunk embeddings this network reads."""
+        return self.cfg.c_s, self.cfg.c_z
+
+    def denoiser(self, batch: dict[str, torch.Tensor]) -> Denoiser:
+        """``denoise(x_noisy, sigma)`` for one batch (the sampler's view of the network)."""
+        return lambda x_noisy, sigma: self(batch, x_noisy, sigma)
 
     def _run(self, block: nn.Module, *args):
         if self.cfg.activation_checkpointing and self.training:

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file
+from torch import nn
 
+from boltzkinema.data.dataset import SystemFeatures
 from boltzkinema.data.features import atom_features
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.io.chemistry import MolType
-from boltzkinema.model.network import DiffusionNetwork
 from boltzkinema.sample.sampler import SamplerConfig, sample
 
 
@@ -33,9 +34,14 @@ class SystemInputs:
 
 
 def load_system(
-    results_root: str | Path, shard: str, system_id: str, trunk_path: str
+    results_root: str | Path,
+    shard: str,
+    system_id: str,
+    trunk_path: str,
+    system_features: SystemFeatures | None = None,
 ) -> SystemInputs:
-    """Topology, all frames and trunk embeddings of a manifest row."""
+    """Topology, all frames and trunk embeddings of a manifest row (and the architecture's
+    ``system_features``)."""
     root = Path(results_root)
     with ShardReader(root / shard) as reader:
         system = reader.load(system_id)
@@ -50,6 +56,9 @@ def load_system(
         "s_trunk": torch.from_numpy(trunk["s_trunk"].astype(np.float32)),
         "z_trunk": torch.from_numpy(trunk["z_trunk"].astype(np.float32)),
     }
+    if system_features is not None:
+        extra = system_features(system, root / trunk_path)
+        features.update({k: torch.from_numpy(v) for k, v in extra.items()})
     return SystemInputs(system, features)
 
 
@@ -62,11 +71,7 @@ def batch_for(inputs: SystemInputs, times: torch.Tensor, n_samples: int) -> dict
         return x[None].expand(n_samples, *x.shape)
 
     return {
-        "atom_features": rep(f["atom_features"]),
-        "atom_to_token": rep(f["atom_to_token"]),
-        "s_inputs": rep(f["s_inputs"]),
-        "s_trunk": rep(f["s_trunk"]),
-        "z_trunk": rep(f["z_trunk"]),
+        **{key: rep(value) for key, value in f.items()},
         "atom_mask": torch.ones(n_samples, m, dtype=torch.bool),
         "token_mask": torch.ones(n_samples, n, dtype=torch.bool),
         "times": rep(times.float()),
@@ -75,7 +80,7 @@ def batch_for(inputs: SystemInputs, times: torch.Tensor, n_samples: int) -> dict
 
 
 def _window(
-    model: DiffusionNetwork,
+    model: nn.Module,
     inputs: SystemInputs,
     known: torch.Tensor,
     known_mask: torch.Tensor,
@@ -88,11 +93,11 @@ def _window(
     batch = batch_for(inputs, times, s)
     mask = known_mask[None].expand(s, -1)
     with torch.no_grad():
-        return sample(lambda x, sig: model(batch, x, sig), known, mask, cfg, generator)
+        return sample(model.denoiser(batch), known, mask, cfg, generator)
 
 
 def forecast(
-    model: DiffusionNetwork,
+    model: nn.Module,
     inputs: SystemInputs,
     history: torch.Tensor,
     n_frames: int,
@@ -124,7 +129,7 @@ def forecast(
 
 
 def interpolate(
-    model: DiffusionNetwork,
+    model: nn.Module,
     inputs: SystemInputs,
     start: torch.Tensor,
     end: torch.Tensor,
@@ -145,7 +150,7 @@ def interpolate(
 
 
 def hierarchical(
-    model: DiffusionNetwork,
+    model: nn.Module,
     inputs: SystemInputs,
     start: torch.Tensor,
     n_coarse: int,

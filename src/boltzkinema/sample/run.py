@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.model.architectures import build_network, system_features
 from boltzkinema.sample import modes
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
-from boltzkinema.train.checkpoint import load_weights
-from boltzkinema.train.params import add_lora
+from boltzkinema.train.checkpoint import load_base, load_weights
+from boltzkinema.train.params import add_lora, names_after_lora
 from boltzkinema.trunk.cache import check_widths
 from boltzkinema.util import from_settings, tmp_path
 
@@ -48,27 +49,32 @@ class SampleConfig:
         return from_settings(cls, d, "sample")
 
 
-def load_model(checkpoint_json: str | Path) -> DiffusionNetwork:
+def load_model(checkpoint_json: str | Path) -> nn.Module:
     """The network of a resolved checkpoint, with every parameter loaded (or a clear error)."""
     info = json.loads(Path(checkpoint_json).read_text())
     folder = Path(info["path"])
     state = json.loads((folder / "state.json").read_text())
-    model = DiffusionNetwork(ModelConfig(**state["model_config"]))
+    model = build_network(state.get("architecture", "native"), state["model_config"])
+    from_base: set[str] = set()
+    if state.get("trainable_only") and state.get("base"):
+        from_base = load_base(model, state["base"])
     if state.get("lora_rank"):
         add_lora(model, state["lora_rank"])
+        from_base = names_after_lora(model, from_base)
     report = load_weights(model, info["weights"])
-    if report["missing"]:
+    missing = sorted(set(report["missing"]) - from_base)
+    if missing:
         raise BoltzKinemaError(
-            f"{info['weights']} lacks {len(report['missing'])} parameters (e.g. "
-            f"{report['missing'][:3]}): the run saved trainable parameters only; set "
-            "train.save: all, or sample from a checkpoint with every weight"
+            f"{info['weights']} lacks {len(missing)} parameters (e.g. {missing[:3]}): the run "
+            "saved trainable parameters only; set train.save: all, or sample from a checkpoint "
+            "with every weight"
         )
     model.eval()
     return model
 
 
 def sample_system(
-    model: DiffusionNetwork, inputs: modes.SystemInputs, mode: str, cfg: SampleConfig, dt_ns: float
+    model: nn.Module, inputs: modes.SystemInputs, mode: str, cfg: SampleConfig, dt_ns: float
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Coordinates (S, F, M, 3) in Å, times (F,) in ns and extras of one mode."""
     if mode not in MODES:
@@ -138,10 +144,16 @@ def run_sampling(
     row = table.loc[system_id]
     model = load_model(checkpoint_json)
     try:
-        check_widths([Path(results_root) / row["trunk_path"]], (model.cfg.c_s, model.cfg.c_z))
+        check_widths([Path(results_root) / row["trunk_path"]], model.trunk_widths)
     except ValueError as exc:
         raise BoltzKinemaError(f"{checkpoint_json}: {exc}") from exc
-    inputs = modes.load_system(results_root, row["shard"], system_id, row["trunk_path"])
+    inputs = modes.load_system(
+        results_root,
+        row["shard"],
+        system_id,
+        row["trunk_path"],
+        system_features(model.architecture),
+    )
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
     paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)

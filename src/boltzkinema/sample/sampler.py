@@ -14,12 +14,11 @@ Semantics of the knobs (AlphaFold 3 style stochastic sampler):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from boltzkinema.model.edm import Denoiser
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if trainable_only:
-        names = {n for n, p in model.named_parameters() if p.requires_grad}
+    if trainable_only:  # every name of a trainable tensor (a layer may be registered twice)
+        names = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
         weights = {k: v for k, v in weights.items() if k in names}
     save_file(weights, str(tmp / "model.safetensors"), metadata={"step": str(step)})
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
@@ -197,6 +197,38 @@ def load_weights(model: torch.nn.Module, path: str | Path, strict: bool = False)
         f"; unexpected: {unexpected[:20]}" if unexpected else "",
     )
     return report
+
+
+def base_record(path: Path, boltz2: bool) -> dict[str, str]:
+    """What a run started from (``train.init_from``), kept in ``state.json``: a checkpoint of
+    trainable parameters only needs it back for the frozen ones."""
+    return {
+        "path": str(path.resolve()),
+        "sha256": sha256(path),
+        "format": "boltz2" if boltz2 else "weights",
+    }
+
+
+def load_base(model: torch.nn.Module, base: dict[str, str]) -> set[str]:
+    """Load the weights a run started from, refusing a file that is gone or has changed;
+    return the names it filled."""
+    from boltzkinema.model.boltz2_weights import load_boltz2_weights
+
+    path = Path(base["path"])
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: the weights this run started from (train.init_from) are gone, and its "
+            "checkpoints hold the trainable parameters only; put the file back, or retrain "
+            "with train.save: all"
+        )
+    if sha256(path) != base["sha256"]:
+        raise CheckpointError(
+            f"{path} has changed since the run started from it (sha256 {base['sha256'][:12]}...); "
+            "restore that file, or retrain with train.save: all"
+        )
+    if base["format"] == "boltz2":
+        return set(load_boltz2_weights(model, path).mapped)
+    return set(model.state_dict()) - set(load_weights(model, path)["missing"])
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

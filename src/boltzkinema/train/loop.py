@@ -20,11 +20,18 @@ from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.masking import TaskConfig
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.model.architectures import (
+    architecture_of,
+    build_network,
+    network_config,
+    system_features,
+)
+from boltzkinema.model.boltz2_weights import load_boltz2_weights
+from boltzkinema.model.lightning_checkpoint import read_checkpoint
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
-from boltzkinema.trunk.cache import check_widths
+from boltzkinema.trunk.cache import check_widths, entry_metadata
 from boltzkinema.util import from_settings, tmp_path
 
 log = logging.getLogger(__name__)
@@ -131,19 +138,38 @@ class Trainer:
             torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         seed_everything(cfg.seed)
         manifest = pd.read_parquet(manifest_path)
-        c_s, c_z = trunk_dims(manifest, self.results_root)
-        self.model_cfg = ModelConfig(c_s=c_s, c_z=c_z, **cfg.model)
+        self.architecture = architecture_of(cfg.model)
+        source = self._init_source()
+        boltz2 = None
+        if self.architecture == "boltz2" and source is not None and source.suffix == ".ckpt":
+            boltz2 = read_checkpoint(source)
+            self._warn_unless_boltz2_trunk(manifest)
+        try:
+            self.model_cfg = network_config(
+                cfg.model, trunk_dims(manifest, self.results_root), boltz2
+            )
+        except ckpt.CheckpointError as exc:
+            raise ckpt.CheckpointError(f"train.init_from {source}: {exc}") from exc
         self.loss_weights = LossWeights(**cfg.losses)
         self.segments = cfg.segment_config()
-        self.train_ds = TrajectoryDataset(manifest, self.results_root, self.segments, "train")
+        features = system_features(self.architecture)
+        self.train_ds = TrajectoryDataset(
+            manifest, self.results_root, self.segments, "train", features
+        )
         try:
             self.val_ds: TrajectoryDataset | None = TrajectoryDataset(
-                manifest, self.results_root, replace(self.segments, seed=cfg.seed + 1), "val"
+                manifest,
+                self.results_root,
+                replace(self.segments, seed=cfg.seed + 1),
+                "val",
+                features,
             )
         except ValueError:
             self.val_ds = None
             log.warning("no validation systems: validation loss is not computed")
-        self.model = self._build_model()
+        self.base: dict[str, str] | None = None
+        self.model = self._build_model(source, boltz2)
+        del boltz2
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
@@ -158,18 +184,41 @@ class Trainer:
         if cfg.compile:
             self.net = torch.compile(self.net)
 
-    def _build_model(self) -> DiffusionNetwork:
-        model = DiffusionNetwork(self.model_cfg)
-        if self.cfg.init_from:
-            source = Path(self.cfg.init_from)
-            if not source.exists():
-                raise ckpt.CheckpointError(
-                    f"init_from {source} does not exist; run the earlier phase and its "
-                    "resolve_checkpoint first"
-                )
-            if source.suffix == ".json":
-                source = Path(json.loads(source.read_text())["weights"])
+    def _init_source(self) -> Path | None:
+        """The weights file ``init_from`` names (a checkpoint.json names its weights)."""
+        if not self.cfg.init_from:
+            return None
+        source = Path(self.cfg.init_from)
+        if not source.exists():
+            raise ckpt.CheckpointError(
+                f"train.init_from {source} does not exist; run the earlier phase and its "
+                "resolve_checkpoint first, or put the Boltz-2 checkpoint (boltz2_conf.ckpt) there"
+            )
+        if source.suffix == ".json":
+            source = Path(json.loads(source.read_text())["weights"])
+        return source
+
+    def _warn_unless_boltz2_trunk(self, manifest: pd.DataFrame) -> None:
+        backends = {
+            entry_metadata(self.results_root / rel).get("backend")
+            for rel in sorted(set(manifest["trunk_path"]))
+        }
+        if backends != {"boltz2"}:
+            log.warning(
+                "Boltz-2 diffusion weights conditioned on trunk embeddings of backend %s: they "
+                "were trained on Boltz-2's own trunk; set trunk.backend: boltz2 with the same "
+                "checkpoint for a faithful start",
+                sorted(str(b) for b in backends),
+            )
+
+    def _build_model(self, source: Path | None, boltz2: dict[str, Any] | None) -> torch.nn.Module:
+        model = build_network(self.architecture, self.model_cfg.to_dict())
+        if boltz2 is not None:
+            load_boltz2_weights(model, boltz2)
+        elif source is not None:
             ckpt.load_weights(model, source)
+        if source is not None:
+            self.base = ckpt.base_record(source, boltz2 is not None)
         if self.cfg.lora_rank > 0:
             n = add_lora(model, self.cfg.lora_rank)
             log.info("LoRA rank %d on %d spatial attention projections", self.cfg.lora_rank, n)
@@ -185,6 +234,12 @@ class Trainer:
             return
         step, folder = found[-1]
         state = json.loads((folder / "state.json").read_text())
+        if state.get("architecture", "native") != self.architecture:
+            raise ckpt.CheckpointError(
+                f"{folder} holds a {state.get('architecture', 'native')} network but "
+                f"train.model.architecture is {self.architecture}; pick a new train.run name "
+                "(or delete the run folder) to train the other architecture"
+            )
         if self.config_hash and state.get("config_hash") not in ("", self.config_hash):
             log.warning(
                 "resuming %s written with another config (hash %s, now %s)",
@@ -353,8 +408,10 @@ class Trainer:
             "val_loss": val,
             "best_val": self.best_val,
             "data_position": self.step * self.cfg.batch_size * self.world,
+            "architecture": self.architecture,
             "model_config": self.model_cfg.to_dict(),
             "lora_rank": self.cfg.lora_rank,
+            "base": self.base,
         }
         folder = ckpt.save_checkpoint(
             self.run_dir,

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-LORA_TARGETS = ("spatial.q", "spatial.kv", "spatial.qkv")
 
 
 class LoRALinear(nn.Module):
@@ -39,17 +38,28 @@ class LoRALinear(nn.Module):
 
 
 def add_lora(model: nn.Module, rank: int) -> int:
-    """Wrap every spatial attention projection in a LoRA adapter; return how many."""
+    """Wrap every spatial attention projection (the network's ``lora_targets``) in a LoRA
+    adapter; return how many."""
     targets = [
         name
         for name, mod in model.named_modules()
-        if isinstance(mod, nn.Linear) and name.endswith(LORA_TARGETS)
+        if isinstance(mod, nn.Linear) and name.endswith(tuple(model.lora_targets))
     ]
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         setattr(parent, child, LoRALinear(getattr(parent, child), rank))
     return len(targets)
+
+
+def names_after_lora(model: nn.Module, names: set[str]) -> set[str]:
+    """``names`` as they read once :func:`add_lora` moved wrapped layers' tensors under ``base``."""
+    wrapped = {name for name, mod in model.named_modules() if isinstance(mod, LoRALinear)}
+    out = set()
+    for name in names:
+        owner, _, leaf = name.rpartition(".")
+        out.add(f"{owner}.base.{leaf}" if owner in wrapped else name)
+    return out
 
 
 def freeze(model: nn.Module, patterns: list[str]) -> None:

@@ -575,7 +575,7 @@ def _covalent_links(system: ProcessedSystem, chains: list[_Chain]) -> list[tuple
     return [(int(tok[i]), int(tok[j])) for i, j in pairs.tolist()]
 
 
-def _name_chars(name: str) -> list[int]:
+def name_chars(name: str) -> list[int]:
     codes = [ord(c) - 32 for c in str(name).strip()]
     if len(codes) > 4 or any(c < 0 or c >= NAME_CLASSES for c in codes):
         raise ValueError(f"atom name {name!r} cannot be encoded the way Boltz encodes names")
@@ -632,7 +632,7 @@ def build_features(
         for res, k, residue in per_token[t]:
             u = uids.setdefault(residue, len(uids))
             try:
-                names.append(_name_chars(res.atom_names[k]))
+                names.append(name_chars(res.atom_names[k]))
             except ValueError as exc:
                 raise _fail(system, str(exc), "rename the atom") from None
             elements.append(res.elements[k])

@@ -59,14 +59,25 @@ def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) ->
     os.replace(tmp, path)
 
 
-def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
-    """Read an entry (float16, as stored) and its metadata; a clear error for a corrupt file."""
+def entry_metadata(path: str | Path) -> dict[str, str]:
+    """An entry's metadata (backend, version, params JSON, ...), read from its header only."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:
             raw = f.metadata() or {}
-        metadata = json.loads(raw[META_KEY]) if META_KEY in raw else raw
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(
+            f"{path}: not a readable trunk embedding ({exc}); delete it and rerun "
+            "the trunk_cache rule"
+        ) from exc
+    return json.loads(raw[META_KEY]) if META_KEY in raw else raw
+
+
+def load_embedding(path: str | Path) -> tuple[TrunkEmbedding, dict[str, str]]:
+    """Read an entry (float16, as stored) and its metadata; a clear error for a corrupt file."""
+    metadata = entry_metadata(path)
+    try:
         arrays = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise ValueError(
