@@ -91,9 +91,7 @@ def build_example_results(root: Path, c_s: int | None = None, c_z: int | None = 
     from boltzkinema.trunk.cache import build_trunk_cache
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    backend = get_backend(
-        "builtin", c_s=c_s or cfg["trunk"]["c_s"], c_z=c_z or cfg["trunk"]["c_z"]
-    )
+    backend = get_backend("builtin", c_s=c_s or cfg["trunk"]["c_s"], c_z=c_z or cfg["trunk"]["c_z"])
     reports, trunks = [], []
     for name, ds in cfg["datasets"].items():
         inputs = [str(REPO / p) for p in ds["inputs"]]

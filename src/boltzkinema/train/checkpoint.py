@@ -64,6 +64,19 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU tensors in which no two share memory (safetensors refuses tied names, e.g. a layer
+    registered twice): a later name of the same storage gets its own copy."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in tensors.items():
+        value = value.detach().cpu().contiguous()
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    return out
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -77,7 +90,7 @@ def save_checkpoint(
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = _unshared(model.state_dict())
     if trainable_only:  # every name of a trainable tensor (a layer may be registered twice)
         names = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
         weights = {k: v for k, v in weights.items() if k in names}

@@ -7,8 +7,8 @@ among them), per ligand token its one heavy atom. The diffusion module must move
 the processed system, so :func:`diffusion_features` gives each of our atoms the features of its
 Boltz counterpart (same token and atom name; a ligand token's only atom) and builds them for the
 atoms Boltz does not have: our element and name, charge 0, the residue's ``ref_space_uid``, and a
-reference position taken from our frame 0 superposed (Kabsch) onto the residue's matched
-reference atoms, so an OXT sits beside its C and O in the residue's reference frame.
+reference position taken from our frame 0 by superposing (Kabsch) its nearest matched atoms onto
+their reference positions, so an OXT sits beside its C and O in the residue's reference frame.
 
 The token features the diffusion module reads (relative-position ids, residue types) come along.
 Keys are ``atom.<name>`` (one row per atom of ours) and ``token.<name>`` (one row per token).
@@ -48,6 +48,7 @@ TOKEN_KEYS = (
 )
 # Older PDB spellings of nucleic-acid atom names → the CCD names Boltz uses.
 NAME_ALIASES = {"O1P": "OP1", "O2P": "OP2", "C5M": "C7"}
+NEIGHBOURS = 3  # known atoms that place an atom Boltz does not have
 
 
 def canonical_name(name: str) -> str:
@@ -88,19 +89,24 @@ def match_atoms(system: ProcessedSystem, packed: dict[str, np.ndarray]) -> np.nd
 def _fill_positions(
     ref: np.ndarray, ours: np.ndarray, known: np.ndarray, boltz_pos: np.ndarray
 ) -> np.ndarray:
-    """Reference positions of one token's atoms: ``boltz_pos`` where known, else ``ours``
-    moved by the rigid motion that best maps our known atoms onto their reference positions."""
+    """Reference positions of one token's atoms: ``boltz_pos`` where known; an unknown atom is
+    carried by the rigid motion that best maps its :data:`NEIGHBOURS` nearest known atoms (in
+    our frame) onto their reference positions, so it keeps its local geometry even where the
+    residue's conformation differs from the reference conformer."""
     out = np.asarray(boltz_pos, dtype=np.float64).copy()
     x = ref[ours].astype(np.float64)
     if not known.any():
         out[:] = x - x.mean(axis=0)
         return out
-    src, dst = x[known], out[known]
-    src_c, dst_c = src.mean(axis=0), dst.mean(axis=0)
-    rot = np.eye(3)
-    if known.sum() >= 3:
-        rot = kabsch_rotations((src - src_c)[None], dst - dst_c)[0]
-    out[~known] = (x[~known] - src_c) @ rot + dst_c
+    xk, yk = x[known], out[known]
+    for i in np.flatnonzero(~known):
+        near = np.argsort(np.linalg.norm(xk - x[i], axis=1), kind="stable")[:NEIGHBOURS]
+        src, dst = xk[near], yk[near]
+        src_c, dst_c = src.mean(axis=0), dst.mean(axis=0)
+        rot = np.eye(3)
+        if len(near) >= 3:
+            rot = kabsch_rotations((src - src_c)[None], dst - dst_c)[0]
+        out[i] = (x[i] - src_c) @ rot + dst_c
     return out
 
 
