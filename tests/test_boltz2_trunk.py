@@ -12,6 +12,7 @@ need the Boltz environment (``make boltz-env``) and are skipped, saying so, with
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -440,32 +441,47 @@ def test_env_var_names_the_boltz_python(monkeypatch):
 
 
 @needs_boltz
-def test_workflow_with_the_boltz2_backend_embeds_every_example_system(tmp_path):
+def test_workflow_with_boltz2_trunk_and_weights_runs_to_the_evaluation(tmp_path):
+    """The product path: Boltz-2 trunk embeddings, and a Boltz-2-layout network started from
+    the same checkpoint's diffusion weights, trained, sampled and evaluated by Snakemake."""
     from conftest import example_config, snakemake_cmd, venv_env
 
     example_config(
         tmp_path,
         trunk={
             "backend": "boltz2",
-            "checkpoint": str(DATA / "tiny_boltz2_trunk_v2.ckpt"),
+            "checkpoint": str(CHECKPOINT),
             "python": str(BOLTZ_PYTHON),
             "c_s": 32,
             "c_z": 16,
             "recycling_steps": 1,
         },
+        train={
+            "model": {"architecture": "boltz2"},
+            "init_from": str(CHECKPOINT),
+            "steps": 6,
+            "checkpoint_every": 3,
+            "val_every": 3,
+        },
+        sample={"modes": ["forecast", "interpolate"]},
     )
     proc = subprocess.run(
-        snakemake_cmd(tmp_path, "--until", "build_manifest"),
-        capture_output=True,
-        text=True,
-        env=venv_env(),
-        cwd=tmp_path,
+        snakemake_cmd(tmp_path), capture_output=True, text=True, env=venv_env(), cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    table = pd.read_parquet(tmp_path / "results" / "manifest.parquet")
+    results = tmp_path / "results"
+    table = pd.read_parquet(results / "manifest.parquet")
     assert len(table) == 6
     for rel in sorted(set(table["trunk_path"])):
-        emb, meta = load_embedding(tmp_path / "results" / rel)
+        emb, meta = load_embedding(results / rel)
         assert meta["backend"] == "boltz2"
         assert emb.s_trunk.shape[1] == 32 and emb.z_trunk.shape[2] == 16
         assert np.isfinite(emb.z_trunk.astype(np.float32)).all()
+    resolved = json.loads((results / "runs" / "example" / "checkpoint.json").read_text())
+    state = json.loads((tmp_path / resolved["path"] / "state.json").read_text())
+    assert state["architecture"] == "boltz2"
+    assert state["base"]["sha256"] == hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()
+    samples = sorted((results / "runs" / "example" / "samples").glob("*/*.npz"))
+    assert len(samples) == 4
+    assert all(np.isfinite(np.load(path)["coords"]).all() for path in samples)
+    assert (results / "runs" / "example" / "eval" / "summary.parquet").exists()
