@@ -20,6 +20,7 @@ from test_boltz2_trunk import by_id
 
 from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import CheckpointError, ConfigError
+from boltzkinema.model.architectures import network_config
 from boltzkinema.model.boltz2_network import Boltz2DiffusionNetwork
 from boltzkinema.model.boltz2_weights import (
     CHECKPOINT_PREFIXES,
@@ -237,13 +238,12 @@ def test_a_run_folder_keeps_its_architecture(results, tmp_path):
     [
         ({"architecture": "boltz2"}, True),
         ({"architecture": "boltz2", "atom_s": 64, "causal": True}, True),
-        ({"architecture": "boltz2", "c_atom": 16}, False),
-        ({"c_atom": 16}, True),
-        ({"architecture": "native", "atom_s": 64}, False),
+        ({"architecture": "boltz2", "c_atom": 16}, True),  # the other's settings: ignored
+        ({"architecture": "boltz2", "atom_width": 16}, False),
         ({"architecture": "alphafold"}, False),
     ],
 )
-def test_config_schema_keeps_each_architecture_to_its_settings(model, ok):
+def test_config_schema_knows_both_architectures(model, ok):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -255,3 +255,12 @@ def test_config_schema_keeps_each_architecture_to_its_settings(model, ok):
     else:
         with pytest.raises(WorkflowError):
             validate(cfg, schema)
+
+
+def test_the_other_architectures_settings_are_ignored_with_a_warning(caplog):
+    settings = {"architecture": "boltz2", "c_atom": 16, "atom_s": 8, "token_transformer_depth": 1}
+    cfg = network_config(settings, (32, 16))
+    assert (cfg.atom_s, cfg.token_s, cfg.token_transformer_depth) == (8, 32, 1)
+    assert "['c_atom'] do not apply to the boltz2 architecture" in caplog.text
+    with pytest.raises(ConfigError, match=r"token_s.* come from the trunk"):
+        network_config({"architecture": "boltz2", "token_s": 64}, (32, 16))

@@ -62,7 +62,13 @@ def test_bad_unit_policy_is_refused(default_config):
 
 @pytest.mark.parametrize(
     "preset",
-    ["gpu.yaml", "phases/warmup_proteins.yaml", "phases/equilibrium.yaml", "phases/unbinding.yaml"],
+    [
+        "gpu.yaml",
+        "boltz2.yaml",
+        "phases/warmup_proteins.yaml",
+        "phases/equilibrium.yaml",
+        "phases/unbinding.yaml",
+    ],
 )
 def test_presets_validate_on_top_of_the_default(default_config, preset):
     from snakemake.utils import update_config

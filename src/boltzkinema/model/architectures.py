@@ -12,6 +12,7 @@ and name their trunk widths (``net.trunk_widths``); checkpoints record the archi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -25,6 +26,7 @@ from boltzkinema.model.boltz2_weights import config_from_checkpoint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.trunk.boltz2_atoms import features_for_entry
 
+log = logging.getLogger(__name__)
 ARCHITECTURES = ("native", "boltz2")
 # Boltz-2 settings a config may change on top of a checkpoint's sizes.
 BOLTZ2_SWITCHES = ("temporal", "causal", "activation_checkpointing")
@@ -38,17 +40,25 @@ def architecture_of(settings: Mapping[str, Any]) -> str:
     return arch
 
 
-def _checked(cls: type, settings: Mapping[str, Any], owned: tuple[str, ...]) -> dict[str, Any]:
-    """``settings`` without ``architecture``; unknown keys and trunk-owned widths are errors."""
-    known = {f.name for f in fields(cls)} - set(owned)
+def _own_settings(cls: type, settings: Mapping[str, Any], owned: tuple[str, ...]) -> dict:
+    """The settings of ``cls``'s architecture; the other architecture's are dropped (a preset
+    may switch architecture on top of a config that sizes the other one), and an unknown key or
+    a width the trunk owns is an error."""
+    arch = architecture_of(settings)
+    own = {f.name for f in fields(cls)} - set(owned)
+    other_cls = ModelConfig if cls is Boltz2Config else Boltz2Config
+    other = {f.name for f in fields(other_cls)} - own
     given = {k: v for k, v in settings.items() if k != "architecture"}
-    unknown = sorted(set(given) - known)
+    widths = sorted(set(given) & set(owned))
+    if widths:
+        raise ConfigError(f"train.model: {widths} come from the trunk (trunk.c_s, trunk.c_z)")
+    unknown = sorted(set(given) - own - other)
     if unknown:
-        raise ConfigError(
-            f"train.model: {unknown} are not settings of the {architecture_of(settings)} "
-            f"architecture; use {sorted(known)}"
-        )
-    return given
+        raise ConfigError(f"train.model: {unknown} are not settings; {arch} uses {sorted(own)}")
+    ignored = sorted(set(given) - own)
+    if ignored:
+        log.warning("train.model: %s do not apply to the %s architecture; ignored", ignored, arch)
+    return {k: v for k, v in given.items() if k in own}
 
 
 def network_config(
@@ -63,8 +73,8 @@ def network_config(
     """
     c_s, c_z = trunk_widths
     if architecture_of(settings) == "native":
-        return ModelConfig(c_s=c_s, c_z=c_z, **_checked(ModelConfig, settings, ("c_s", "c_z")))
-    given = _checked(Boltz2Config, settings, ("token_s", "token_z"))
+        return ModelConfig(c_s=c_s, c_z=c_z, **_own_settings(ModelConfig, settings, ("c_s", "c_z")))
+    given = _own_settings(Boltz2Config, settings, ("token_s", "token_z"))
     if boltz2_checkpoint is None:
         return Boltz2Config(token_s=c_s, token_z=c_z, **given)
     sizes = sorted(set(given) - set(BOLTZ2_SWITCHES))
