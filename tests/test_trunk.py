@@ -116,3 +116,35 @@ def test_entries_are_keyed_by_topology_and_the_shipped_reference_structure(tmp_p
     assert idx["computed"] == 2
     with ShardReader(shard) as r:
         assert r.attrs("a.villin_hp35_R1")["reference_source"] == "topology"
+
+
+def test_a_system_the_backend_refuses_is_left_out_and_the_others_go_on(example_results, tmp_path):
+    import shutil
+
+    from boltzkinema.data.manifest import build_manifest
+    from boltzkinema.data.splits import SplitConfig
+    from boltzkinema.errors import SystemRefused
+    from boltzkinema.trunk.builtin import BuiltinTrunk
+
+    class RefusesLigands(BuiltinTrunk):
+        """The built-in featurizer, refusing complexes the way the Boltz-2 featurizer may."""
+
+        def embed(self, system):
+            if (system.mol_type == 3).any():
+                raise SystemRefused(f"{system.system_id}: ligand refused. Fix: none")
+            return super().embed(system)
+
+    root = tmp_path / "results"
+    shutil.copytree(example_results, root)
+    widths = load_embedding(next((root / "trunk" / "embeddings").glob("*.safetensors")))[0]
+    backend = RefusesLigands(c_s=widths.s_trunk.shape[1], c_z=widths.z_trunk.shape[2])
+    indices = sorted((root / "trunk").glob("*/0000.json"))
+    for index in indices:
+        shard = root / "processed" / index.parent.name / "0000.h5"
+        build_trunk_cache(shard, index, root / "trunk" / "new", backend, root)
+    misato = json.loads((root / "trunk" / "misato_example" / "0000.json").read_text())
+    assert misato["systems"] == {}
+    assert "ligand refused" in misato["quarantined"]["misato_example.187L"]
+    reports = sorted((root / "processed").glob("*/0000.report.json"))
+    table = build_manifest(reports, indices, root, SplitConfig(seed=17))
+    assert "misato_example.187L" not in set(table["system_id"]) and len(table) == 5

@@ -30,3 +30,8 @@ class ConfigError(BoltzKinemaError):
 
 class CheckpointError(BoltzKinemaError):
     """A checkpoint is missing, corrupt, unsafe, or does not fit the model."""
+
+
+class SystemRefused(BoltzKinemaError):
+    """A trunk backend cannot represent this one system: it is left out of the cache (and so of
+    the manifest) with the reason, and the shard's other systems go on."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pandas as pd
 from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.util import tmp_path
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "system_id",
@@ -66,8 +69,11 @@ def build_manifest(
     """Join shard reports and trunk indices into a table and assign splits."""
     results_root = Path(results_root)
     trunk: dict[str, dict[str, Any]] = {}
+    refused: dict[str, str] = {}
     for path in trunk_indices:
-        trunk.update(json.loads(Path(path).read_text())["systems"])
+        index = json.loads(Path(path).read_text())
+        trunk.update(index["systems"])
+        refused.update(index.get("quarantined", {}))
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for path in sorted(map(str, reports)):
@@ -87,6 +93,9 @@ def build_manifest(
                     "datasets distinct names or inputs"
                 )
             seen[sid] = path
+            if sid in refused:
+                log.warning("%s left out: the trunk refused it (%s)", sid, refused[sid])
+                continue
             if sid not in trunk:
                 raise ManifestError(
                     f"system {sid!r} of {path} has no trunk entry; rerun trunk_cache for its shard"

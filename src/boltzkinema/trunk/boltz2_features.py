@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.errors import SystemRefused
 
 if TYPE_CHECKING:
     from boltzkinema.data.store import ProcessedSystem
@@ -175,7 +175,7 @@ _PACKED_DTYPES = {
 }
 
 
-class FeatureError(BoltzKinemaError):
+class FeatureError(SystemRefused):
     """A system the Boltz-2 featuriser cannot represent token for token."""
 
 

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from boltzkinema.data.store import ShardReader
+from boltzkinema.errors import SystemRefused
 from boltzkinema.trunk.backend import TrunkBackend, TrunkEmbedding
 from boltzkinema.util import atomic_write_text, tmp_path
 
@@ -145,10 +146,15 @@ def build_trunk_cache(
     backend: TrunkBackend,
     results_root: str | Path,
 ) -> dict[str, Any]:
-    """Embed every unique topology of a shard (reusing valid entries) and write the shard index."""
+    """Embed every unique topology of a shard (reusing valid entries) and write the shard index.
+
+    A system the backend refuses (:class:`SystemRefused`) is listed under ``quarantined`` with
+    the reason instead; the others are embedded.
+    """
     embeddings_dir = Path(embeddings_dir)
     embeddings_dir.mkdir(parents=True, exist_ok=True)
     systems: dict[str, dict[str, Any]] = {}
+    quarantined: dict[str, str] = {}
     computed = reused = 0
     with ShardReader(shard) as reader:
         ids = reader.system_ids()
@@ -159,7 +165,12 @@ def build_trunk_cache(
             fresh = not _entry_valid(path, key)
             if fresh:
                 system = reader.load(sid, frames=[0])
-                emb = backend.embed(system)
+                try:
+                    emb = backend.embed(system)
+                except SystemRefused as exc:
+                    quarantined[sid] = str(exc)
+                    log.warning("[%d/%d] %s: quarantined: %s", i, len(ids), sid, exc)
+                    continue
                 emb.validate(system.n_tokens, backend.c_s, backend.c_z)
                 save_embedding(
                     path,
@@ -192,6 +203,7 @@ def build_trunk_cache(
         "computed": computed,
         "reused": reused,
         "systems": systems,
+        "quarantined": quarantined,
     }
     atomic_write_text(index_out, json.dumps(index, indent=1) + "\n")
     return index
