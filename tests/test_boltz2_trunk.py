@@ -323,12 +323,11 @@ def boltz_env_problem() -> str | None:
 needs_boltz = pytest.mark.skipif(boltz_env_problem() is not None, reason=str(boltz_env_problem()))
 
 
-def write_shard(path: Path) -> None:
+def write_shard(path: Path, systems: list[ProcessedSystem] | None = None) -> None:
     from boltzkinema.data.process import topology_hash
 
     with ShardWriter(path) as w:
-        for entry in SYSTEMS:
-            s = system_of(entry)
+        for s in systems or [system_of(entry) for entry in SYSTEMS]:
             s.attrs = {**s.attrs, "topology_hash": topology_hash(vars(s))}
             w.add(s)
 
@@ -404,6 +403,44 @@ def test_boltz2_backend_end_to_end_reproduces_the_boltz_trunk_and_caches(
                 err_msg=f"{sid} {name}",
             )
     assert not backend._tmp.exists()  # the worker's scratch folder is gone
+
+
+@needs_boltz
+def test_trunk_job_quarantines_what_boltz2_cannot_express_and_cleans_up_on_sigterm(tmp_path):
+    import signal
+    import time
+
+    hydrogen_ligand = by_id("t4l_xylene")
+    hydrogen_ligand.elements = hydrogen_ligand.elements.copy()
+    hydrogen_ligand.elements[-1] = "H"
+    shard = tmp_path / "processed" / "s.h5"
+    write_shard(shard, [by_id("ala2"), hydrogen_ligand])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+
+    def trunk_job(output: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "boltzkinema", "trunk", "--shard", str(shard)]
+        cmd += ["--output", str(tmp_path / output), "--embeddings", str(tmp_path / "emb")]
+        cmd += ["--results-root", str(tmp_path), "--backend", "boltz2", "--c-s", "32"]
+        cmd += ["--c-z", "16", "--checkpoint", str(CHECKPOINT), "--python", str(BOLTZ_PYTHON)]
+        env = dict(os.environ, TMPDIR=str(scratch))
+        return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+
+    job = trunk_job("a.json")
+    assert job.wait(timeout=300) == 0, job.stderr.read()[-2000:]
+    index = json.loads((tmp_path / "a.json").read_text())
+    assert list(index["systems"]) == ["ala2"]
+    assert "hydrogens: false" in index["quarantined"]["t4l_xylene"]
+    assert list(scratch.glob("boltz2-trunk-*")) == []
+
+    job = trunk_job("b.json")
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("boltz2-trunk-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(scratch.glob("boltz2-trunk-*")) == []  # the worker's scratch went with it
+    assert not (tmp_path / "b.json").exists()
 
 
 @needs_boltz

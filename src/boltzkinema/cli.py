@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -392,16 +393,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (Snakemake or SLURM stopping a job) unwinds like an error, so that temporary
+    files and worker processes are cleaned up on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     from boltzkinema.util import setup_logging
 
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         COMMANDS[args.command](args)
     except BoltzKinemaError as exc:
         log.error("%s", exc)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -15,6 +15,7 @@ rule trunk_cache:
         f"{RESULTS}/benchmarks/trunk/{{dataset}}/{{shard}}.tsv"
     conda:
         "../../envs/core.yaml"
+    threads: TRUNK["threads"]
     resources:
         gpu=trunk_gpus(),
     params:
@@ -22,6 +23,6 @@ rule trunk_cache:
         results=lambda wildcards, output: results_root(output[0], depth=3),
         backend=trunk_backend_args(),
     shell:
-        "python -m boltzkinema trunk --shard {input.shard} --output {output} "
-        "--embeddings {params.embeddings} --results-root {params.results} "
+        "OMP_NUM_THREADS={threads} python -m boltzkinema trunk --shard {input.shard} "
+        "--output {output} --embeddings {params.embeddings} --results-root {params.results} "
         "{params.backend} 2> {log}"

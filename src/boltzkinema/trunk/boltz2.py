@@ -341,7 +341,7 @@ def _shutdown(process: subprocess.Popen | None, tmp: Path) -> None:
         try:
             if process.stdin is not None:
                 process.stdin.close()
-            process.wait(timeout=30)
+            process.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
