@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -264,3 +265,20 @@ def test_the_other_architectures_settings_are_ignored_with_a_warning(caplog):
     assert "['c_atom'] do not apply to the boltz2 architecture" in caplog.text
     with pytest.raises(ConfigError, match=r"token_s.* come from the trunk"):
         network_config({"architecture": "boltz2", "token_s": 64}, (32, 16))
+
+
+def test_the_boltz2_layout_trains_from_scratch_at_the_configured_size(results, tmp_path):
+    small = {
+        "architecture": "boltz2",
+        "atom_s": 8,
+        "atom_z": 4,
+        "token_transformer_depth": 1,
+        "token_transformer_heads": 2,
+        "atom_encoder_heads": 2,
+        "atom_decoder_heads": 2,
+    }
+    tr = trainer(results, tmp_path / "run", model=small, init_from=None, steps=2)
+    cfg = tr.model.cfg
+    assert (cfg.atom_s, cfg.token_s, cfg.atom_feature_dim) == (8, 32, 388)
+    tr.run()
+    assert np.isfinite(pd.read_parquet(tmp_path / "run" / "train_log.parquet")["loss"]).all()

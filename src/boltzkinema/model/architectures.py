@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from torch import nn
 
 from boltzkinema.data.dataset import SystemFeatures
 from boltzkinema.errors import ConfigError
-from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
+from boltzkinema.model.boltz2_network import (
+    Boltz2Config,
+    Boltz2DiffusionNetwork,
+    atom_feature_width,
+)
 from boltzkinema.model.boltz2_weights import config_from_checkpoint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.trunk.boltz2_atoms import features_for_entry
@@ -76,7 +80,8 @@ def network_config(
         return ModelConfig(c_s=c_s, c_z=c_z, **_own_settings(ModelConfig, settings, ("c_s", "c_z")))
     given = _own_settings(Boltz2Config, settings, ("token_s", "token_z"))
     if boltz2_checkpoint is None:
-        return Boltz2Config(token_s=c_s, token_z=c_z, **given)
+        cfg = Boltz2Config(token_s=c_s, token_z=c_z, **given)
+        return replace(cfg, atom_feature_dim=atom_feature_width(cfg))
     sizes = sorted(set(given) - set(BOLTZ2_SWITCHES))
     if sizes:
         raise ConfigError(
@@ -101,6 +106,11 @@ def build_network(architecture: str, config: Mapping[str, Any]) -> nn.Module:
             raise ConfigError(
                 "this Boltz-2 checkpoint uses atom backbone features, which boltzkinema does "
                 "not build; use a checkpoint without use_atom_backbone_feat"
+            )
+        if cfg.atom_feature_dim != atom_feature_width(cfg):
+            raise ConfigError(
+                f"atom_feature_dim {cfg.atom_feature_dim} does not fit the atom features of "
+                f"these switches ({atom_feature_width(cfg)} wide)"
             )
         return Boltz2DiffusionNetwork(cfg)
     if architecture == "native":

@@ -32,6 +32,8 @@ from torch import nn
 
 from boltzkinema.model.attention import time_distances
 from boltzkinema.model.boltz2_layers import (
+    MOL_TYPES,
+    NAME_CHARS,
     NAME_CLASSES,
     AtomAttentionDecoder,
     AtomAttentionEncoder,
@@ -72,7 +74,7 @@ class Boltz2Config:
     atom_z: int = 16
     atoms_per_window_queries: int = 32
     atoms_per_window_keys: int = 128
-    atom_feature_dim: int = 128
+    atom_feature_dim: int = 388  # 3 + 1 + 128 + 4·64: position, charge, element, name
     dim_fourier: int = 256
     atom_encoder_depth: int = 3
     atom_encoder_heads: int = 4
@@ -128,6 +130,17 @@ def features_from_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     feats["modified"] = batch["token.modified"].clamp_min(0)
     feats["mol_type"] = batch["token.mol_type"].clamp_min(0)
     return feats
+
+
+def atom_feature_width(cfg: Boltz2Config) -> int:
+    """Width of the per-atom input vector for ``cfg``'s switches (atom backbone features are
+    not built by boltzkinema)."""
+    width = 3 + 1 + NUM_ELEMENTS
+    if not cfg.use_no_atom_char:
+        width += NAME_CHARS * NAME_CLASSES
+    if cfg.use_residue_feats_atoms:
+        width += NUM_TOKENS + 1 + MOL_TYPES
+    return width
 
 
 def boltz2_c_noise(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:

@@ -57,7 +57,6 @@ class TrainConfig:
     devices: int = 1
     compile: bool = False
     bf16: bool = True
-    bf16: bool = True
     lancedb: bool = False
     init_from: str | None = None
     freeze: list[str] = field(default_factory=list)
