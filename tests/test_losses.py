@@ -111,3 +111,20 @@ def test_total_loss_reports_every_term():
     total, terms = total_loss(_noisy(batch), batch, LossWeights(ligand_centre=1.0), 16.0)
     assert set(terms) == {"structure", "bond", "lddt", "flexibility", "ligand_centre"}
     assert torch.isfinite(total) and terms["ligand_centre"] > 0
+
+
+def test_losses_make_their_tensors_on_the_batch_device():
+    """On a GPU every tensor a loss creates must sit beside the batch (meta stands in here)."""
+    from boltzkinema.train.losses import atom_weights, smooth_lddt_loss
+
+    b, t, m = 1, 2, 12
+    batch = {
+        "coords": torch.zeros(b, t, m, 3, device="meta"),
+        "atom_mask": torch.ones(b, m, dtype=torch.bool, device="meta"),
+        "mol_type": torch.zeros(b, m, dtype=torch.long, device="meta"),
+        "frame_mask": torch.ones(b, t, dtype=torch.bool, device="meta"),
+        "sigma": torch.ones(b, t, device="meta"),
+    }
+    assert atom_weights(batch).device.type == "meta"
+    pred = torch.zeros(b, t, m, 3, device="meta")
+    assert smooth_lddt_loss(pred, batch, chunk=5).device.type == "meta"

@@ -43,8 +43,13 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def atom_weights(batch: dict) -> torch.Tensor:
     """Molecule-type weight of every atom, zero for padding (B, M)."""
-    table = torch.tensor([MOL_WEIGHTS[MolType(i)] for i in range(len(MolType))])
-    return table.to(batch["coords"].dtype)[batch["mol_type"]] * batch["atom_mask"]
+    coords = batch["coords"]
+    table = torch.tensor(
+        [MOL_WEIGHTS[MolType(i)] for i in range(len(MolType))],
+        dtype=coords.dtype,
+        device=coords.device,
+    )
+    return table[batch["mol_type"]] * batch["atom_mask"]
 
 
 def weighted_rigid_align(
@@ -93,15 +98,15 @@ def smooth_lddt_loss(
     """1 − smooth lDDT over pairs within ``cutoff`` Å in the truth, in row chunks (never M×M)."""
     true, atom_mask = batch["coords"], batch["atom_mask"]
     m = true.shape[2]
-    score = torch.zeros(true.shape[:2], dtype=pred.dtype)
+    score = torch.zeros(true.shape[:2], dtype=pred.dtype, device=pred.device)
     pairs = torch.zeros_like(score)
-    cols = torch.arange(m)
+    cols = torch.arange(m, device=pred.device)
     for start in range(0, m, chunk):
         rows = slice(start, min(m, start + chunk))
         d_true = torch.cdist(true[:, :, rows], true)
         d_pred = torch.cdist(pred[:, :, rows], pred)
         mask = (d_true < cutoff) & atom_mask[:, None, rows, None] & atom_mask[:, None, None, :]
-        mask = mask & (torch.arange(rows.start, rows.stop)[:, None] != cols[None, :])
+        mask = mask & (cols[rows, None] != cols[None, :])
         eps = (d_pred - d_true).abs()
         s = sum(torch.sigmoid(c - eps) for c in LDDT_THRESHOLDS) / len(LDDT_THRESHOLDS)
         score = score + (s * mask).sum((-1, -2))
@@ -137,10 +142,9 @@ def flexibility_loss(
     m = true.shape[2]
     f = frames.to(pred.dtype)[..., None, None]
     n_f = f.sum(1).clamp_min(1.0)
-    spread_num = torch.zeros((), dtype=pred.dtype)
-    spread_den = torch.zeros((), dtype=pred.dtype)
-    local_num = torch.zeros((), dtype=pred.dtype)
-    local_den = torch.zeros((), dtype=pred.dtype)
+    spread_num, spread_den, local_num, local_den = torch.zeros(
+        4, dtype=pred.dtype, device=pred.device
+    ).unbind()
     tok = batch["atom_to_token"]
     for start in range(0, m, chunk):
         rows = slice(start, min(m, start + chunk))
