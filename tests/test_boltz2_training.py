@@ -218,7 +218,7 @@ def test_adapter_checkpoint_samples_on_its_base_and_refuses_a_changed_base(resul
 
 
 def test_checkpoint_sizes_are_not_set_in_the_config(results, tmp_path):
-    with pytest.raises(ConfigError, match=r"\['atom_s'\] are set by the Boltz-2 checkpoint"):
+    with pytest.raises(ConfigError, match=r"\[.atom_s.\] are set by the checkpoint"):
         trainer(results, tmp_path / "run", model={"architecture": "boltz2", "atom_s": 64})
 
 
@@ -277,8 +277,35 @@ def test_the_boltz2_layout_trains_from_scratch_at_the_configured_size(results, t
         "atom_encoder_heads": 2,
         "atom_decoder_heads": 2,
     }
-    tr = trainer(results, tmp_path / "run", model=small, init_from=None, steps=2)
+    run = tmp_path / "run"
+    tr = trainer(results, run, model=small, init_from=None, steps=2)
     cfg = tr.model.cfg
     assert (cfg.atom_s, cfg.token_s, cfg.atom_feature_dim) == (8, 32, 388)
     tr.run()
-    assert np.isfinite(pd.read_parquet(tmp_path / "run" / "train_log.parquet")["loss"]).all()
+    assert np.isfinite(pd.read_parquet(run / "train_log.parquet")["loss"]).all()
+    # No base to give frozen weights back (Boltz-2's Fourier features): the checkpoint has all.
+    write_resolved(resolve_checkpoint(run, "latest"), run / "checkpoint.json")
+    cfg = SampleConfig(n_samples=1, n_frames=1, window=2, sampler={"n_steps": 2})
+    manifest = results / "manifest.parquet"
+    run_sampling(run / "checkpoint.json", manifest, results, SYSTEM, "forecast", cfg, tmp_path)
+
+
+def test_a_later_phase_starts_where_an_earlier_boltz2_run_ended(results, tmp_path):
+    first, second = tmp_path / "phase1", tmp_path / "phase2"
+    phase1 = trainer(results, first, steps=2)
+    phase1.run()
+    write_resolved(resolve_checkpoint(first, "latest"), first / "checkpoint.json")
+    phase2 = trainer(results, second, init_from=str(first / "checkpoint.json"), steps=2)
+    assert phase2.model.cfg == phase1.model.cfg  # sized by phase 1, not by defaults
+    for (name, p), (_, q) in zip(
+        phase1.model.state_dict().items(), phase2.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(p, q), name  # frozen ones come back from phase 1's Boltz-2 base
+    phase2.run()
+    state = json.loads((second / "checkpoints" / "step_00000002" / "state.json").read_text())
+    assert state["base"]["path"].endswith("phase1/checkpoints/step_00000002/model.safetensors")
+    assert state["base"]["base"]["format"] == "boltz2"
+    write_resolved(resolve_checkpoint(second, "latest"), second / "checkpoint.json")
+    cfg = SampleConfig(n_samples=1, n_frames=1, window=2, sampler={"n_steps": 2})
+    manifest = results / "manifest.parquet"
+    run_sampling(second / "checkpoint.json", manifest, results, SYSTEM, "forecast", cfg, tmp_path)

@@ -69,29 +69,34 @@ def network_config(
     settings: Mapping[str, Any],
     trunk_widths: tuple[int, int],
     boltz2_checkpoint: Mapping[str, Any] | None = None,
+    stored: Mapping[str, Any] | None = None,
 ) -> ModelConfig | Boltz2Config:
     """The network's configuration from ``train.model`` and the trunk embeddings' widths.
 
-    For ``boltz2`` with a Boltz-2 checkpoint, the checkpoint sizes the network; the config may
-    only switch :data:`BOLTZ2_SWITCHES`, and the trunk must have the checkpoint's widths.
+    For ``boltz2`` started from a Boltz-2 checkpoint, or from an earlier run of ours (its
+    ``stored`` configuration), that start sizes the network; the config may only switch
+    :data:`BOLTZ2_SWITCHES`, and the trunk must have the start's widths.
     """
     c_s, c_z = trunk_widths
     if architecture_of(settings) == "native":
         return ModelConfig(c_s=c_s, c_z=c_z, **_own_settings(ModelConfig, settings, ("c_s", "c_z")))
     given = _own_settings(Boltz2Config, settings, ("token_s", "token_z"))
-    if boltz2_checkpoint is None:
+    if boltz2_checkpoint is None and stored is None:
         cfg = Boltz2Config(token_s=c_s, token_z=c_z, **given)
         return replace(cfg, atom_feature_dim=atom_feature_width(cfg))
     sizes = sorted(set(given) - set(BOLTZ2_SWITCHES))
     if sizes:
         raise ConfigError(
-            f"train.model: {sizes} are set by the Boltz-2 checkpoint in train.init_from; "
+            f"train.model: {sizes} are set by the checkpoint in train.init_from; "
             f"remove them (a config may change only {list(BOLTZ2_SWITCHES)})"
         )
-    cfg = config_from_checkpoint(boltz2_checkpoint, **given)
+    if stored is not None:
+        cfg = replace(Boltz2Config(**stored), **given)
+    else:
+        cfg = config_from_checkpoint(boltz2_checkpoint, **given)
     if (cfg.token_s, cfg.token_z) != (c_s, c_z):
         raise ConfigError(
-            f"the trunk embeddings have c_s={c_s}, c_z={c_z} but the Boltz-2 checkpoint "
+            f"the trunk embeddings have c_s={c_s}, c_z={c_z} but the checkpoint in init_from "
             f"needs token_s={cfg.token_s}, token_z={cfg.token_z}: run the trunk with "
             "trunk.backend: boltz2 and the same checkpoint (or set trunk.c_s/c_z to match)"
         )

@@ -212,21 +212,24 @@ def load_weights(model: torch.nn.Module, path: str | Path, strict: bool = False)
     return report
 
 
-def base_record(path: Path, boltz2: bool) -> dict[str, str]:
+def base_record(path: Path, boltz2: bool, parent: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a run started from (``train.init_from``), kept in ``state.json``: a checkpoint of
-    trainable parameters only needs it back for the frozen ones."""
+    trainable parameters only needs it back for the frozen ones. ``parent`` is the base of
+    the run ``path`` belongs to, when that run saved trainable parameters only (a chain)."""
     return {
         "path": str(path.resolve()),
         "sha256": sha256(path),
         "format": "boltz2" if boltz2 else "weights",
+        "base": parent,
     }
 
 
-def load_base(model: torch.nn.Module, base: dict[str, str]) -> set[str]:
-    """Load the weights a run started from, refusing a file that is gone or has changed;
-    return the names it filled."""
+def load_base(model: torch.nn.Module, base: dict[str, Any]) -> set[str]:
+    """Load the weights a run started from (its own base first), refusing a file that is gone
+    or has changed; return the names filled."""
     from boltzkinema.model.boltz2_weights import load_boltz2_weights
 
+    filled = load_base(model, base["base"]) if base.get("base") else set()
     path = Path(base["path"])
     if not path.exists():
         raise CheckpointError(
@@ -240,8 +243,8 @@ def load_base(model: torch.nn.Module, base: dict[str, str]) -> set[str]:
             "restore that file, or retrain with train.save: all"
         )
     if base["format"] == "boltz2":
-        return set(load_boltz2_weights(model, path).mapped)
-    return set(model.state_dict()) - set(load_weights(model, path)["missing"])
+        return filled | set(load_boltz2_weights(model, path).mapped)
+    return filled | set(model.state_dict()) - set(load_weights(model, path)["missing"])
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

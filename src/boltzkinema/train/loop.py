@@ -19,7 +19,7 @@ import torch
 from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.masking import TaskConfig
-from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.errors import BoltzKinemaError, ConfigError
 from boltzkinema.model.architectures import (
     architecture_of,
     build_network,
@@ -139,13 +139,18 @@ class Trainer:
         manifest = pd.read_parquet(manifest_path)
         self.architecture = architecture_of(cfg.model)
         source = self._init_source()
-        boltz2 = None
+        boltz2, prior = None, None
         if self.architecture == "boltz2" and source is not None and source.suffix == ".ckpt":
             boltz2 = read_checkpoint(source)
             self._warn_unless_boltz2_trunk(manifest)
+        elif source is not None and (source.parent / "state.json").exists():
+            prior = self._prior_run(source)
         try:
             self.model_cfg = network_config(
-                cfg.model, trunk_dims(manifest, self.results_root), boltz2
+                cfg.model,
+                trunk_dims(manifest, self.results_root),
+                boltz2,
+                prior["model_config"] if prior and self.architecture == "boltz2" else None,
             )
         except ckpt.CheckpointError as exc:
             raise ckpt.CheckpointError(f"train.init_from {source}: {exc}") from exc
@@ -167,7 +172,7 @@ class Trainer:
             self.val_ds = None
             log.warning("no validation systems: validation loss is not computed")
         self.base: dict[str, str] | None = None
-        self.model = self._build_model(source, boltz2)
+        self.model = self._build_model(source, boltz2, prior)
         del boltz2
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -197,6 +202,22 @@ class Trainer:
             source = Path(json.loads(source.read_text())["weights"])
         return source
 
+    def _prior_run(self, source: Path) -> dict[str, Any]:
+        """The state of the earlier run whose checkpoint ``init_from`` names."""
+        prior = json.loads((source.parent / "state.json").read_text())
+        arch = prior.get("architecture", "native")
+        if arch != self.architecture:
+            raise ConfigError(
+                f"train.init_from {source} is a checkpoint of a {arch} network; set "
+                f"train.model.architecture: {arch}"
+            )
+        if prior.get("lora_rank"):
+            raise ConfigError(
+                f"train.init_from {source} holds LoRA adapters; a later phase cannot start "
+                "from them: train that phase without lora_rank, or sample from it directly"
+            )
+        return prior
+
     def _warn_unless_boltz2_trunk(self, manifest: pd.DataFrame) -> None:
         backends = {
             entry_metadata(self.results_root / rel).get("backend")
@@ -210,14 +231,19 @@ class Trainer:
                 sorted(str(b) for b in backends),
             )
 
-    def _build_model(self, source: Path | None, boltz2: dict[str, Any] | None) -> torch.nn.Module:
+    def _build_model(
+        self, source: Path | None, boltz2: dict[str, Any] | None, prior: dict[str, Any] | None
+    ) -> torch.nn.Module:
         model = build_network(self.architecture, self.model_cfg.to_dict())
         if boltz2 is not None:
             load_boltz2_weights(model, boltz2)
+            self.base = ckpt.base_record(source, True)
         elif source is not None:
+            parent = prior.get("base") if prior and prior.get("trainable_only") else None
+            if parent:
+                ckpt.load_base(model, parent)
             ckpt.load_weights(model, source)
-        if source is not None:
-            self.base = ckpt.base_record(source, boltz2 is not None)
+            self.base = ckpt.base_record(source, False, parent)
         if self.cfg.lora_rank > 0:
             n = add_lora(model, self.cfg.lora_rank)
             log.info("LoRA rank %d on %d spatial attention projections", self.cfg.lora_rank, n)
@@ -418,7 +444,8 @@ class Trainer:
             self.model,
             self.optimizer,
             state,
-            self.cfg.save == "trainable",
+            # Frozen weights are left out only where the base gives them back.
+            self.cfg.save == "trainable" and self.base is not None,
         )
         table = pd.DataFrame(self.rows)
         target = self.run_dir / "train_log.parquet"
