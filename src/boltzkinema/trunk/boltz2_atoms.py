@@ -7,8 +7,9 @@ among them), per ligand token its one heavy atom. The diffusion module must move
 the processed system, so :func:`diffusion_features` gives each of our atoms the features of its
 Boltz counterpart (same token and atom name; a ligand token's only atom) and builds them for the
 atoms Boltz does not have: our element and name, charge 0, the residue's ``ref_space_uid``, and a
-reference position taken from our frame 0 by superposing (Kabsch) its nearest matched atoms onto
-their reference positions, so an OXT sits beside its C and O in the residue's reference frame.
+reference position taken from our frame 0 by superposing (Kabsch) the matched atoms it is bonded
+to (then theirs, then the nearest) onto their reference positions, so an OXT sits beside its C
+and O, and a hydrogen beside its heavy atom, in the residue's reference frame.
 
 The token features the diffusion module reads (relative-position ids, residue types) come along.
 Keys are ``atom.<name>`` (one row per atom of ours) and ``token.<name>`` (one row per token).
@@ -86,22 +87,37 @@ def match_atoms(system: ProcessedSystem, packed: dict[str, np.ndarray]) -> np.nd
     return index
 
 
+def _anchors(i: int, known: np.ndarray, bonded: list[set[int]], x: np.ndarray) -> np.ndarray:
+    """Up to :data:`NEIGHBOURS` known atoms that fix atom ``i``'s place: its bonded known atoms,
+    then theirs, then the nearest known ones (by distance in our frame); a hydrogen on NH1 of
+    arginine thus goes with NH1, CZ, NE and not with the near-mirror NH2."""
+    chosen: list[int] = []
+    shell = {i}
+    seen = {i}
+    while len(chosen) < NEIGHBOURS and shell:
+        shell = {j for a in shell for j in bonded[a]} - seen
+        seen |= shell
+        ring = sorted((j for j in shell if known[j]), key=lambda j: np.linalg.norm(x[j] - x[i]))
+        chosen += ring[: NEIGHBOURS - len(chosen)]
+    rest = [j for j in np.argsort(np.linalg.norm(x - x[i], axis=1), kind="stable") if known[j]]
+    chosen += [j for j in rest if j not in chosen][: NEIGHBOURS - len(chosen)]
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def _fill_positions(
-    ref: np.ndarray, ours: np.ndarray, known: np.ndarray, boltz_pos: np.ndarray
+    x: np.ndarray, known: np.ndarray, bonded: list[set[int]], boltz_pos: np.ndarray
 ) -> np.ndarray:
-    """Reference positions of one token's atoms: ``boltz_pos`` where known; an unknown atom is
-    carried by the rigid motion that best maps its :data:`NEIGHBOURS` nearest known atoms (in
-    our frame) onto their reference positions, so it keeps its local geometry even where the
-    residue's conformation differs from the reference conformer."""
+    """Reference positions of one token's atoms (``x``: ours, frame 0): ``boltz_pos`` where
+    known; an unknown atom is carried by the rigid motion that best maps its :func:`_anchors`
+    onto their reference positions, so it keeps its local geometry even where the residue's
+    conformation differs from the reference conformer."""
     out = np.asarray(boltz_pos, dtype=np.float64).copy()
-    x = ref[ours].astype(np.float64)
     if not known.any():
         out[:] = x - x.mean(axis=0)
         return out
-    xk, yk = x[known], out[known]
     for i in np.flatnonzero(~known):
-        near = np.argsort(np.linalg.norm(xk - x[i], axis=1), kind="stable")[:NEIGHBOURS]
-        src, dst = xk[near], yk[near]
+        near = _anchors(int(i), known, bonded, x)
+        src, dst = x[near], out[near]
         src_c, dst_c = src.mean(axis=0), dst.mean(axis=0)
         rot = np.eye(3)
         if len(near) >= 3:
@@ -127,7 +143,14 @@ def diffusion_features(
     uid[known] = packed["ref_space_uid"][index[known]]
     for t in np.unique(system.token_index[~known]):
         ours = np.flatnonzero(system.token_index == t)
-        pos[ours] = _fill_positions(ref, ours, known[ours], pos[ours])
+        local = {int(a): k for k, a in enumerate(ours)}
+        bonded: list[set[int]] = [set() for _ in ours]
+        for a, b in system.bonds:
+            if int(a) in local and int(b) in local:
+                bonded[local[int(a)]].add(local[int(b)])
+                bonded[local[int(b)]].add(local[int(a)])
+        x = ref[ours].astype(np.float64)
+        pos[ours] = _fill_positions(x, known[ours], bonded, pos[ours])
         token_uids = uid[ours][known[ours]]
         uid[ours[~known[ours]]] = token_uids[0] if len(token_uids) else uid.max() + 1
     try:
