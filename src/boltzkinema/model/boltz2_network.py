@@ -111,24 +111,26 @@ def features_from_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     :func:`~boltzkinema.trunk.boltz2_atoms.diffusion_features` (class indices, -1 where padded)
     besides our ``atom_to_token``, ``atom_mask`` and ``token_mask``.
     """
-    n = batch["token_mask"].shape[1]
+    b, n = batch["token_mask"].shape
     atom_mask = batch["atom_mask"]
     feats = {
         "ref_pos": batch["atom.ref_pos"],
         "ref_charge": batch["atom.ref_charge"],
         "ref_element": _one_hot(batch["atom.ref_element"], NUM_ELEMENTS),
         "ref_atom_name_chars": _one_hot(batch["atom.ref_atom_name_chars"], NAME_CLASSES),
-        "ref_space_uid": batch["atom.ref_space_uid"],
+        "ref_space_uid": batch["atom.ref_space_uid"].long(),
         "atom_pad_mask": atom_mask.float(),
         "atom_to_token": _one_hot(batch["atom_to_token"].masked_fill(~atom_mask, -1), n),
         "token_pad_mask": batch["token_mask"].float(),
         "res_type": _one_hot(batch["token.res_type"], NUM_TOKENS),
     }
-    for key in ("residue_index", "asym_id", "entity_id", "sym_id", "token_index"):
-        feats[key] = batch[f"token.{key}"]
+    for key in ("residue_index", "asym_id", "entity_id", "sym_id"):
+        feats[key] = batch[f"token.{key}"].long()
+    # Boltz numbers the tokens of its (cropped) input 0..N-1.
+    feats["token_index"] = torch.arange(n, device=atom_mask.device).expand(b, n)
     feats["cyclic_period"] = batch["token.cyclic_period"]
-    feats["modified"] = batch["token.modified"].clamp_min(0)
-    feats["mol_type"] = batch["token.mol_type"].clamp_min(0)
+    feats["modified"] = batch["token.modified"].long().clamp_min(0)
+    feats["mol_type"] = batch["token.mol_type"].long().clamp_min(0)
     return feats
 
 

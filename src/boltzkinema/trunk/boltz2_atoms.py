@@ -11,7 +11,8 @@ reference position taken from our frame 0 by superposing (Kabsch) the matched at
 to (then theirs, then the nearest) onto their reference positions, so an OXT sits beside its C
 and O, and a hydrogen beside its heavy atom, in the residue's reference frame.
 
-The token features the diffusion module reads (relative-position ids, residue types) come along.
+The token features the diffusion module reads (relative-position ids, residue types) come along;
+``token_index`` is not among them: as in Boltz, it counts the tokens of the (cropped) input.
 Keys are ``atom.<name>`` (one row per atom of ours) and ``token.<name>`` (one row per token).
 """
 
@@ -41,7 +42,6 @@ TOKEN_KEYS = (
     "asym_id",
     "entity_id",
     "sym_id",
-    "token_index",
     "cyclic_period",
     "res_type",
     "modified",
@@ -160,20 +160,21 @@ def diffusion_features(
             f"boltz2 diffusion features, system {system.system_id}: {exc}. Fix: rename the atom"
         ) from None
     own_elements = np.array([atomic_number(e) for e in system.elements], dtype=np.int64)
+    # Compact types: a training run keeps every system's features in memory (~26 bytes/atom).
     features = {
         "atom.ref_pos": pos.astype(np.float32),
         "atom.ref_charge": np.where(known, packed["ref_charge"][src], 0.0).astype(np.float32),
-        "atom.ref_element": np.where(known, packed["ref_element"][src], own_elements),
+        "atom.ref_element": np.where(known, packed["ref_element"][src], own_elements).astype(
+            np.int16
+        ),
         "atom.ref_atom_name_chars": np.where(
             known[:, None], packed["ref_atom_name_chars"][src], own_names
-        ),
-        "atom.ref_space_uid": uid,
+        ).astype(np.int8),
+        "atom.ref_space_uid": uid.astype(np.int32),
     }
-    features["atom.ref_element"] = features["atom.ref_element"].astype(np.int64)
-    features["atom.ref_atom_name_chars"] = features["atom.ref_atom_name_chars"].astype(np.int64)
     for key in TOKEN_KEYS:
         value = packed[key]
-        features[f"token.{key}"] = value.astype(np.float32 if value.dtype.kind == "f" else np.int64)
+        features[f"token.{key}"] = value.astype(np.float32 if value.dtype.kind == "f" else np.int32)
     return features
 
 
