@@ -21,6 +21,7 @@ from test_boltz2_trunk import by_id
 
 from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import CheckpointError, ConfigError
+from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.architectures import network_config
 from boltzkinema.model.boltz2_network import Boltz2DiffusionNetwork
 from boltzkinema.model.boltz2_weights import (
@@ -28,7 +29,6 @@ from boltzkinema.model.boltz2_weights import (
     checkpoint_weights,
     config_from_checkpoint,
 )
-from boltzkinema.model.lightning_checkpoint import read_checkpoint
 from boltzkinema.sample.run import SampleConfig, run_sampling
 from boltzkinema.train.checkpoint import resolve_checkpoint, write_resolved
 from boltzkinema.train.loop import TrainConfig, Trainer
@@ -329,3 +329,25 @@ def test_a_later_phase_starts_where_an_earlier_boltz2_run_ended(results, tmp_pat
     cfg = SampleConfig(n_samples=1, n_frames=1, window=2, sampler={"n_steps": 2})
     manifest = results / "manifest.parquet"
     run_sampling(second / "checkpoint.json", manifest, results, SYSTEM, "forecast", cfg, tmp_path)
+
+
+def test_a_boltz2_checkpoint_given_to_the_native_network_names_the_architecture(results, tmp_path):
+    native = {"architecture": "native", "c_atom": 16, "c_token": 32, "token_blocks": 1}
+    with pytest.raises(CheckpointError, match=r"needs train\.model\.architecture: boltz2"):
+        trainer(results, tmp_path / "run", model=native)
+
+
+def test_a_system_without_boltz2_features_is_named_with_the_way_out(results):
+    from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+    from boltzkinema.errors import BoltzKinemaError
+    from boltzkinema.trunk.boltz2_features import FeatureError
+
+    def refuse(system, entry):
+        raise FeatureError(f"boltz2 trunk, system {system.system_id}: hydrogen ligand tokens")
+
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    data = TrajectoryDataset(manifest, results, SegmentConfig(n_frames=2), None, refuse)
+    with pytest.raises(BoltzKinemaError, match=r"quarantines such systems") as err:
+        data.item(0, 0)
+    sid, shard = str(err.value).split(" ", 2)[:2]  # "<system> (<shard>): ..."
+    assert sid in set(data.rows["system_id"]) and shard.startswith("(processed/")

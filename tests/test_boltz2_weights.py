@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from boltzkinema.errors import CheckpointError
+from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.boltz2_network import Boltz2DiffusionNetwork
 from boltzkinema.model.boltz2_weights import (
     config_from_checkpoint,
@@ -22,7 +23,6 @@ from boltzkinema.model.boltz2_weights import (
     temporal_keys,
 )
 from boltzkinema.model.edm import preconditioning
-from boltzkinema.model.lightning_checkpoint import read_checkpoint
 
 DATA = Path(__file__).parent / "data" / "boltz2"
 CKPT = DATA / "tiny_boltz2.ckpt"

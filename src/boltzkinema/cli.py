@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from boltzkinema.errors import BoltzKinemaError
@@ -404,14 +405,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         COMMANDS[args.command](args)
     except BoltzKinemaError as exc:
         log.error("%s", exc)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -21,6 +21,7 @@ from safetensors import safe_open
 from boltzkinema.data.features import atom_features
 from boltzkinema.data.masking import TaskConfig, sample_sigmas
 from boltzkinema.data.store import ProcessedSystem, ShardReader
+from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io.chemistry import MolType
 
 # Extra features of a whole system (given its trunk entry): ``atom.*`` arrays with one row per
@@ -161,7 +162,15 @@ class TrajectoryDataset:
         extra = {}
         if self.system_features is not None:
             if sid not in self._features:
-                self._features[sid] = self.system_features(system, self.root / row["trunk_path"])
+                try:
+                    features = self.system_features(system, self.root / row["trunk_path"])
+                except BoltzKinemaError as exc:
+                    raise BoltzKinemaError(
+                        f"{sid} ({row['shard']}): the model's per-system features cannot be "
+                        f"built: {exc}. A trunk_cache run with trunk.backend: boltz2 "
+                        "quarantines such systems before training"
+                    ) from exc
+                self._features[sid] = features
             extra = crop_features(self._features[sid], atoms, tokens)
         return {
             "system_id": sid,

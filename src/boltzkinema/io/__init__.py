@@ -1,1 +1,1 @@
-"""Readers for raw MD formats, chemistry tables and unit detection."""
+"""Readers for raw MD formats, chemistry tables, unit detection, and external checkpoints."""

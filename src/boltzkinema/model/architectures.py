@@ -114,8 +114,10 @@ def build_network(architecture: str, config: Mapping[str, Any]) -> nn.Module:
             )
         if cfg.atom_feature_dim != atom_feature_width(cfg):
             raise ConfigError(
-                f"atom_feature_dim {cfg.atom_feature_dim} does not fit the atom features of "
-                f"these switches ({atom_feature_width(cfg)} wide)"
+                f"atom_feature_dim {cfg.atom_feature_dim} (from the checkpoint's "
+                "hyper-parameters) does not fit the atom features boltzkinema builds for its "
+                f"switches ({atom_feature_width(cfg)} wide); this checkpoint's atom features "
+                "are not supported"
             )
         return Boltz2DiffusionNetwork(cfg)
     if architecture == "native":

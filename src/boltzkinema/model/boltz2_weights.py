@@ -1,6 +1,6 @@
 """Import Boltz-2 diffusion-module weights from a Lightning checkpoint (``boltz2_conf.ckpt``).
 
-The file is read by :func:`~boltzkinema.model.lightning_checkpoint.read_checkpoint`
+The file is read by :func:`~boltzkinema.io.lightning_checkpoint.read_checkpoint`
 (``torch.load(weights_only=True)`` with OmegaConf hyper-parameters as inert stand-ins).
 
 Checkpoint names map onto :class:`Boltz2DiffusionNetwork` by prefix (:data:`CHECKPOINT_PREFIXES`);
@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from boltzkinema.errors import CheckpointError
+from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.attention import TemporalAttention
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
-from boltzkinema.model.lightning_checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 

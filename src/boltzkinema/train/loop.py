@@ -20,6 +20,7 @@ from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.masking import TaskConfig
 from boltzkinema.errors import BoltzKinemaError, ConfigError
+from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.architectures import (
     architecture_of,
     build_network,
@@ -27,7 +28,6 @@ from boltzkinema.model.architectures import (
     system_features,
 )
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
-from boltzkinema.model.lightning_checkpoint import read_checkpoint
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
@@ -242,7 +242,20 @@ class Trainer:
             parent = prior.get("base") if prior and prior.get("trainable_only") else None
             if parent:
                 ckpt.load_base(model, parent)
-            ckpt.load_weights(model, source)
+            hint = (
+                "; a Boltz-2 checkpoint needs train.model.architecture: boltz2"
+                if source.suffix == ".ckpt" and self.architecture == "native"
+                else ""
+            )
+            try:
+                report = ckpt.load_weights(model, source)
+            except ckpt.CheckpointError as exc:
+                raise ckpt.CheckpointError(f"{exc}{hint}") from exc
+            if report["loaded"] == 0:
+                raise ckpt.CheckpointError(
+                    f"train.init_from {source}: none of its tensors is a parameter of the "
+                    f"{self.architecture} network{hint}"
+                )
             self.base = ckpt.base_record(source, False, parent)
         if self.cfg.lora_rank > 0:
             n = add_lora(model, self.cfg.lora_rank)

@@ -97,7 +97,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[Any, dict[s
     from boltz.model.models.boltz2 import Boltz2
 
     from boltzkinema.errors import CheckpointError
-    from boltzkinema.model.lightning_checkpoint import read_checkpoint
+    from boltzkinema.io.lightning_checkpoint import read_checkpoint
     from boltzkinema.trunk.boltz2_features import NUM_TOKENS
 
     if device.startswith("cuda") and not torch.cuda.is_available():
