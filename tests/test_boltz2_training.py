@@ -181,8 +181,9 @@ def test_a_batch_of_ours_reproduces_boltz2_denoiser(level):
 
 
 # ------------------------------------------------------------------------- training
-def test_training_starts_from_the_boltz2_weights_and_moves_them(results, tmp_path):
+def test_training_starts_from_the_boltz2_weights_and_moves_them(results, tmp_path, caplog):
     tr = trainer(results, tmp_path / "run")
+    assert "these trunk embeddings come from ['builtin" in caplog.text  # not Boltz-2's own
     assert isinstance(tr.model, Boltz2DiffusionNetwork)
     ckpt = read_checkpoint(CKPT)
     assert tr.model.cfg == config_from_checkpoint(ckpt)

@@ -518,6 +518,7 @@ def test_workflow_with_boltz2_trunk_and_weights_runs_to_the_evaluation(tmp_path)
     state = json.loads((tmp_path / resolved["path"] / "state.json").read_text())
     assert state["architecture"] == "boltz2"
     assert state["base"]["sha256"] == hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()
+    assert "faithful start" not in (results / "logs" / "train" / "example.log").read_text()
     samples = sorted((results / "runs" / "example" / "samples").glob("*/*.npz"))
     assert len(samples) == 4
     assert all(np.isfinite(np.load(path)["coords"]).all() for path in samples)

@@ -142,7 +142,6 @@ class Trainer:
         boltz2, prior = None, None
         if self.architecture == "boltz2" and source is not None and source.suffix == ".ckpt":
             boltz2 = read_checkpoint(source)
-            self._warn_unless_boltz2_trunk(manifest)
         elif source is not None and (source.parent / "state.json").exists():
             prior = self._prior_run(source)
         try:
@@ -173,6 +172,8 @@ class Trainer:
             log.warning("no validation systems: validation loss is not computed")
         self.base: dict[str, str] | None = None
         self.model = self._build_model(source, boltz2, prior)
+        if boltz2 is not None:
+            self._warn_unless_same_boltz2_trunk(manifest)
         del boltz2
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -218,17 +219,21 @@ class Trainer:
             )
         return prior
 
-    def _warn_unless_boltz2_trunk(self, manifest: pd.DataFrame) -> None:
-        backends = {
-            entry_metadata(self.results_root / rel).get("backend")
-            for rel in sorted(set(manifest["trunk_path"]))
-        }
-        if backends != {"boltz2"}:
+    def _warn_unless_same_boltz2_trunk(self, manifest: pd.DataFrame) -> None:
+        """Boltz-2 diffusion weights expect the trunk embeddings of their own checkpoint."""
+        assert self.base is not None
+        trunks = set()
+        for rel in sorted(set(manifest["trunk_path"])):
+            meta = entry_metadata(self.results_root / rel)
+            params = json.loads(meta.get("params", "{}"))
+            trunks.add((meta.get("backend"), params.get("checkpoint_sha256")))
+        if trunks != {("boltz2", self.base["sha256"])}:
             log.warning(
-                "Boltz-2 diffusion weights conditioned on trunk embeddings of backend %s: they "
-                "were trained on Boltz-2's own trunk; set trunk.backend: boltz2 with the same "
-                "checkpoint for a faithful start",
-                sorted(str(b) for b in backends),
+                "the Boltz-2 diffusion weights of %s were trained on their own checkpoint's "
+                "trunk, but these trunk embeddings come from %s; run trunk_cache with "
+                "trunk.backend: boltz2 and trunk.checkpoint: the same file for a faithful start",
+                self.base["path"],
+                sorted(f"{b} (checkpoint sha256 {str(c)[:12]})" for b, c in trunks),
             )
 
     def _build_model(
