@@ -66,16 +66,17 @@ def batch_for(inputs: SystemInputs, times: torch.Tensor, n_samples: int) -> dict
     """Model batch of ``n_samples`` copies of the system over frames at ``times`` (ns)."""
     f = inputs.features
     m, n = f["atom_to_token"].shape[0], f["s_trunk"].shape[0]
+    device = f["s_trunk"].device
 
     def rep(x: torch.Tensor) -> torch.Tensor:
         return x[None].expand(n_samples, *x.shape)
 
     return {
         **{key: rep(value) for key, value in f.items()},
-        "atom_mask": torch.ones(n_samples, m, dtype=torch.bool),
-        "token_mask": torch.ones(n_samples, n, dtype=torch.bool),
-        "times": rep(times.float()),
-        "frame_mask": torch.ones(n_samples, len(times), dtype=torch.bool),
+        "atom_mask": torch.ones(n_samples, m, dtype=torch.bool, device=device),
+        "token_mask": torch.ones(n_samples, n, dtype=torch.bool, device=device),
+        "times": rep(times.float().to(device)),
+        "frame_mask": torch.ones(n_samples, len(times), dtype=torch.bool, device=device),
     }
 
 
@@ -88,12 +89,16 @@ def _window(
     cfg: SamplerConfig,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Sample one window: ``known`` (S, T, M, 3) where ``known_mask`` (T,) is True."""
+    """Sample one window: ``known`` (S, T, M, 3) where ``known_mask`` (T,) is True.
+
+    Runs on the device of ``inputs.features`` (the model's); the window comes back on the CPU.
+    """
     s = known.shape[0]
+    device = inputs.features["s_trunk"].device
     batch = batch_for(inputs, times, s)
-    mask = known_mask[None].expand(s, -1)
+    mask = known_mask[None].expand(s, -1).to(device)
     with torch.no_grad():
-        return sample(model.denoiser(batch), known, mask, cfg, generator)
+        return sample(model.denoiser(batch), known.to(device), mask, cfg, generator).cpu()
 
 
 def forecast(

@@ -154,6 +154,9 @@ def run_sampling(
         row["trunk_path"],
         system_features(model.architecture),
     )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    inputs.features = {k: v.to(device) for k, v in inputs.features.items()}
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
     paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)
