@@ -352,3 +352,20 @@ def test_a_system_without_boltz2_features_is_named_with_the_way_out(results):
         data.item(0, 0)
     sid, shard = str(err.value).split(" ", 2)[:2]  # "<system> (<shard>): ..."
     assert sid in set(data.rows["system_id"]) and shard.startswith("(processed/")
+
+
+def test_features_kept_for_few_systems_give_the_same_items(results):
+    """The per-system feature cache is bounded; an evicted system's features come back equal."""
+    from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+    from boltzkinema.trunk.boltz2_atoms import features_for_entry
+
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    seg = SegmentConfig(n_frames=2, max_atoms=64, max_tokens=16)
+    roomy = TrajectoryDataset(manifest, results, seg, None, features_for_entry)
+    tight = TrajectoryDataset(manifest, results, seg, None, features_for_entry, cached_systems=1)
+    for index in range(8):
+        a, b = roomy.item(0, index), tight.item(0, index)
+        for key in a:
+            if key.startswith(("atom.", "token.")):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(tight._features) == 1 and len(roomy._features) > 1

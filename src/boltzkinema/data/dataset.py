@@ -9,6 +9,7 @@ shards on demand; only open file handles are kept.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,9 @@ class TrajectoryDataset:
     """Segments drawn from the manifest rows of one split.
 
     ``system_features``, when given, adds per-system features to every item (computed once per
-    system and kept in memory), e.g. Boltz-2's atom features for ``model.architecture: boltz2``.
+    system and kept for the ``cached_systems`` most recently drawn), e.g. Boltz-2's atom features
+    for ``model.architecture: boltz2``. They must be a pure function of the system, so that a
+    recomputed entry equals the evicted one.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class TrajectoryDataset:
         cfg: SegmentConfig,
         split: str | None = "train",
         system_features: SystemFeatures | None = None,
+        cached_systems: int = 4096,
     ):
         rows = manifest if split is None else manifest[manifest["split"] == split]
         if cfg.dataset_weights:
@@ -114,7 +118,8 @@ class TrajectoryDataset:
         self.p = w / w.sum()
         self._readers: dict[str, ShardReader] = {}
         self.system_features = system_features
-        self._features: dict[str, dict[str, np.ndarray]] = {}
+        self._features: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self.cached_systems = cached_systems
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -171,6 +176,9 @@ class TrajectoryDataset:
                         "quarantines such systems before training"
                     ) from exc
                 self._features[sid] = features
+                while len(self._features) > self.cached_systems:
+                    self._features.popitem(last=False)
+            self._features.move_to_end(sid)
             extra = crop_features(self._features[sid], atoms, tokens)
         return {
             "system_id": sid,
