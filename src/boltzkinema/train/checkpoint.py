@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from boltzkinema.errors import CheckpointError
+from boltzkinema.model.boltz2_weights import load_boltz2_weights
 from boltzkinema.util import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -227,8 +228,6 @@ def base_record(path: Path, boltz2: bool, parent: dict[str, Any] | None = None) 
 def load_base(model: torch.nn.Module, base: dict[str, Any]) -> set[str]:
     """Load the weights a run started from (its own base first), refusing a file that is gone
     or has changed; return the names filled."""
-    from boltzkinema.model.boltz2_weights import load_boltz2_weights
-
     filled = load_base(model, base["base"]) if base.get("base") else set()
     path = Path(base["path"])
     if not path.exists():

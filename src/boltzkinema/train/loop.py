@@ -19,18 +19,17 @@ import torch
 from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.masking import TaskConfig
-from boltzkinema.errors import BoltzKinemaError, ConfigError
-from boltzkinema.io.lightning_checkpoint import read_checkpoint
+from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import (
     architecture_of,
     build_network,
     network_config,
     system_features,
 )
-from boltzkinema.model.boltz2_weights import load_boltz2_weights
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
+from boltzkinema.train.start import Start, load_start, resolve_start
 from boltzkinema.trunk.cache import check_widths, entry_metadata
 from boltzkinema.util import from_settings, tmp_path
 
@@ -138,21 +137,16 @@ class Trainer:
         seed_everything(cfg.seed)
         manifest = pd.read_parquet(manifest_path)
         self.architecture = architecture_of(cfg.model)
-        source = self._init_source()
-        boltz2, prior = None, None
-        if self.architecture == "boltz2" and source is not None and source.suffix == ".ckpt":
-            boltz2 = read_checkpoint(source)
-        elif source is not None and (source.parent / "state.json").exists():
-            prior = self._prior_run(source)
+        start = resolve_start(cfg.init_from, self.architecture)
         try:
             self.model_cfg = network_config(
                 cfg.model,
                 trunk_dims(manifest, self.results_root),
-                boltz2,
-                prior["model_config"] if prior and self.architecture == "boltz2" else None,
+                start.boltz2,
+                start.stored_config if self.architecture == "boltz2" else None,
             )
         except ckpt.CheckpointError as exc:
-            raise ckpt.CheckpointError(f"train.init_from {source}: {exc}") from exc
+            raise ckpt.CheckpointError(f"train.init_from {start.source}: {exc}") from exc
         self.loss_weights = LossWeights(**cfg.losses)
         self.segments = cfg.segment_config()
         features = system_features(self.architecture)
@@ -170,11 +164,10 @@ class Trainer:
         except ValueError:
             self.val_ds = None
             log.warning("no validation systems: validation loss is not computed")
-        self.base: dict[str, str] | None = None
-        self.model = self._build_model(source, boltz2, prior)
-        if boltz2 is not None:
+        self.model = self._build_model(start)
+        if start.boltz2 is not None:
             self._warn_unless_same_boltz2_trunk(manifest)
-        del boltz2
+        del start  # a Boltz-2 checkpoint's contents are large
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
@@ -188,36 +181,6 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         if cfg.compile:
             self.net = torch.compile(self.net)
-
-    def _init_source(self) -> Path | None:
-        """The weights file ``init_from`` names (a checkpoint.json names its weights)."""
-        if not self.cfg.init_from:
-            return None
-        source = Path(self.cfg.init_from)
-        if not source.exists():
-            raise ckpt.CheckpointError(
-                f"train.init_from {source} does not exist; run the earlier phase and its "
-                "resolve_checkpoint first, or put the Boltz-2 checkpoint (boltz2_conf.ckpt) there"
-            )
-        if source.suffix == ".json":
-            source = Path(json.loads(source.read_text())["weights"])
-        return source
-
-    def _prior_run(self, source: Path) -> dict[str, Any]:
-        """The state of the earlier run whose checkpoint ``init_from`` names."""
-        prior = json.loads((source.parent / "state.json").read_text())
-        arch = prior.get("architecture", "native")
-        if arch != self.architecture:
-            raise ConfigError(
-                f"train.init_from {source} is a checkpoint of a {arch} network; set "
-                f"train.model.architecture: {arch}"
-            )
-        if prior.get("lora_rank"):
-            raise ConfigError(
-                f"train.init_from {source} holds LoRA adapters; a later phase cannot start "
-                "from them: train that phase without lora_rank, or sample from it directly"
-            )
-        return prior
 
     def _warn_unless_same_boltz2_trunk(self, manifest: pd.DataFrame) -> None:
         """Boltz-2 diffusion weights expect the trunk embeddings of their own checkpoint."""
@@ -236,32 +199,9 @@ class Trainer:
                 sorted(f"{b} (checkpoint sha256 {str(c)[:12]})" for b, c in trunks),
             )
 
-    def _build_model(
-        self, source: Path | None, boltz2: dict[str, Any] | None, prior: dict[str, Any] | None
-    ) -> torch.nn.Module:
+    def _build_model(self, start: Start) -> torch.nn.Module:
         model = build_network(self.architecture, self.model_cfg.to_dict())
-        if boltz2 is not None:
-            load_boltz2_weights(model, boltz2)
-            self.base = ckpt.base_record(source, True)
-        elif source is not None:
-            parent = prior.get("base") if prior and prior.get("trainable_only") else None
-            if parent:
-                ckpt.load_base(model, parent)
-            hint = (
-                "; a Boltz-2 checkpoint needs train.model.architecture: boltz2"
-                if source.suffix == ".ckpt" and self.architecture == "native"
-                else ""
-            )
-            try:
-                report = ckpt.load_weights(model, source)
-            except ckpt.CheckpointError as exc:
-                raise ckpt.CheckpointError(f"{exc}{hint}") from exc
-            if report["loaded"] == 0:
-                raise ckpt.CheckpointError(
-                    f"train.init_from {source}: none of its tensors is a parameter of the "
-                    f"{self.architecture} network{hint}"
-                )
-            self.base = ckpt.base_record(source, False, parent)
+        self.base: dict[str, Any] | None = load_start(model, start, self.architecture)
         if self.cfg.lora_rank > 0:
             n = add_lora(model, self.cfg.lora_rank)
             log.info("LoRA rank %d on %d spatial attention projections", self.cfg.lora_rank, n)
