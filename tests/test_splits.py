@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences
+import pytest
+
+from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences, parse_fixed
 
 LYSOZYME = "MNIFEMLRIDEGLRLKIYKDTEGYYTIGIGHLLTKSPSLNAAKSELDKAIGRNTNGVITKDEAEKLFNQDVDAAVRGILRNAK"
 VILLIN = "LSDEDFKAVFGMTRSAFANLPLWKQQHLKKEKGLF"
@@ -49,3 +51,30 @@ def test_another_seed_gives_another_split():
     assert assign_splits(families, cfg) != assign_splits(
         families, SplitConfig(seed=1, ood_test_fraction=0.3)
     )
+
+
+def test_fixed_assignments_win_over_the_hash():
+    families = {f"peptides.ala2_R{k}": "ala2" for k in range(1, 7)} | {
+        "peptides.asn2_R1": "asn2",
+        "peptides.val2_R1": "val2",
+    }
+    cfg = SplitConfig(
+        ood_val_fraction=0.0,
+        ood_test_fraction=0.0,
+        id_val_fraction=0.0,
+        id_test_fraction=0.0,
+        fixed=(parse_fixed("peptides.ala2_R[56]=test"), parse_fixed("peptides.asn2_*=test:ood")),
+    )
+    out = assign_splits(families, cfg)
+    assert out["peptides.ala2_R5"] == out["peptides.ala2_R6"] == ("test", False)
+    assert out["peptides.asn2_R1"] == ("test", True)
+    assert {out[f"peptides.ala2_R{k}"] for k in range(1, 5)} == {("train", False)}
+    assert out["peptides.val2_R1"] == ("train", False)
+
+
+def test_a_fixed_split_that_matches_nothing_or_is_malformed_is_refused():
+    with pytest.raises(ValueError, match="matches no system"):
+        assign_splits({"a": "f"}, SplitConfig(fixed=(("b*", "test", False),)))
+    for bad in ("a=holdout", "nothing", "a=train:ood"):
+        with pytest.raises(ValueError, match="fixed split"):
+            parse_fixed(bad)

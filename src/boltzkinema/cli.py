@@ -99,6 +99,13 @@ def _add_manifest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ood-test-fraction", type=float, default=0.1)
     p.add_argument("--id-val-fraction", type=float, default=0.1)
     p.add_argument("--id-test-fraction", type=float, default=0.1)
+    p.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="GLOB=SPLIT[:ood]",
+        help="put the systems matching GLOB in SPLIT (repeatable; wins over the hash)",
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -160,6 +167,16 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", default="resources/example/inputs")
     p.add_argument("--work", required=True, help="folder for the raw simulation output")
     p.add_argument("--output", default="resources/example", help="where the layouts go")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", action="append", help="run only these runs (repeatable)")
+
+
+def _add_simulate_peptides(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate-peptides", help="run the OpenMM peptide MD of the learning benchmark"
+    )
+    p.add_argument("--work", required=True, help="folder for the raw simulation output")
+    p.add_argument("--output", default="resources/peptides", help="where the ATLAS folders go")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", action="append", help="run only these runs (repeatable)")
 
@@ -250,8 +267,12 @@ def run_trunk(a: argparse.Namespace) -> None:
 
 def run_manifest(a: argparse.Namespace) -> None:
     from boltzkinema.data.manifest import build_manifest, write_manifest
-    from boltzkinema.data.splits import SplitConfig
+    from boltzkinema.data.splits import SplitConfig, parse_fixed
 
+    try:
+        fixed = tuple(parse_fixed(spec) for spec in a.fixed)
+    except ValueError as exc:
+        raise BoltzKinemaError(str(exc)) from exc
     cfg = SplitConfig(
         seed=a.seed,
         sequence_identity=a.sequence_identity,
@@ -259,6 +280,7 @@ def run_manifest(a: argparse.Namespace) -> None:
         ood_test_fraction=a.ood_test_fraction,
         id_val_fraction=a.id_val_fraction,
         id_test_fraction=a.id_test_fraction,
+        fixed=fixed,
     )
     table = build_manifest(a.reports, a.trunk_indices, a.results_root, cfg)
     write_manifest(table, a.output)
@@ -360,6 +382,12 @@ def run_simulate(a: argparse.Namespace) -> None:
     build_example(Path(a.inputs), Path(a.work), Path(a.output), threads=a.threads, only=a.only)
 
 
+def run_simulate_peptides(a: argparse.Namespace) -> None:
+    from boltzkinema.peptides import build_peptides
+
+    build_peptides(Path(a.work), Path(a.output), threads=a.threads, only=a.only)
+
+
 COMMANDS = {
     "index": run_index,
     "preprocess": run_preprocess,
@@ -371,6 +399,7 @@ COMMANDS = {
     "evaluate": run_evaluate,
     "report": run_report,
     "simulate-example": run_simulate,
+    "simulate-peptides": run_simulate_peptides,
 }
 
 
@@ -389,6 +418,7 @@ def parser() -> argparse.ArgumentParser:
         _add_evaluate,
         _add_report,
         _add_simulate,
+        _add_simulate_peptides,
     ):
         add(sub)
     return p

@@ -137,6 +137,15 @@ def trunk_backend_args():
     return " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in options.items())
 
 
+def fixed_split_args():
+    """``--fixed`` options of the hand-chosen splits (splits.fixed), each shell-quoted."""
+    specs = [
+        f"{f['systems']}={f['split']}{':ood' if f.get('ood') else ''}"
+        for f in config["splits"].get("fixed", [])
+    ]
+    return " ".join(f"--fixed {shlex.quote(s)}" for s in specs)
+
+
 def trunk_gpus():
     """GPUs a trunk job holds: one for a Boltz-2 worker on CUDA, so such jobs take turns."""
     uses_gpu = TRUNK["backend"] == "boltz2" and str(TRUNK["device"]).startswith("cuda")

@@ -25,9 +25,11 @@ rule build_manifest:
         ood_test=config["splits"]["ood_test_fraction"],
         id_val=config["splits"]["id_val_fraction"],
         id_test=config["splits"]["id_test_fraction"],
+        fixed=fixed_split_args(),
     shell:
         "python -m boltzkinema manifest --reports {input.reports} "
         "--trunk-indices {input.trunk} --results-root {params.results} --output {output} "
         "--seed {params.seed} --sequence-identity {params.identity} "
         "--ood-val-fraction {params.ood_val} --ood-test-fraction {params.ood_test} "
-        "--id-val-fraction {params.id_val} --id-test-fraction {params.id_test} 2> {log}"
+        "--id-val-fraction {params.id_val} --id-test-fraction {params.id_test} "
+        "{params.fixed} 2> {log}"

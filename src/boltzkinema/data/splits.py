@@ -9,9 +9,10 @@ in-distribution val/test, while every such family keeps at least one training sy
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from Bio import Align
 
@@ -26,6 +27,19 @@ class SplitConfig:
     ood_test_fraction: float = 0.1
     id_val_fraction: float = 0.1
     id_test_fraction: float = 0.1
+    # (system-id glob, split, out of distribution): chosen by hand, they win over the hash.
+    fixed: tuple[tuple[str, str, bool], ...] = field(default_factory=tuple)
+
+
+def parse_fixed(spec: str) -> tuple[str, str, bool]:
+    """``GLOB=SPLIT`` or ``GLOB=SPLIT:ood`` (e.g. ``peptides.asn2_*=test:ood``) as a triple."""
+    glob, sep, value = spec.rpartition("=")
+    split, _, flag = value.partition(":")
+    if not sep or not glob or split not in ("train", "val", "test") or flag not in ("", "ood"):
+        raise ValueError(f"fixed split {spec!r}: write GLOB=train|val|test, with :ood to mark OOD")
+    if split == "train" and flag:
+        raise ValueError(f"fixed split {spec!r}: training systems cannot be out of distribution")
+    return glob, split, flag == "ood"
 
 
 def unit_hash(seed: int, text: str) -> float:
@@ -119,4 +133,9 @@ def assign_splits(families: dict[str, str], cfg: SplitConfig) -> dict[str, tuple
         if "train" not in split.values():
             split[ranked[-1]] = "train"
         out.update({s: (split[s], False) for s in sids})
+    for glob, split_name, ood in cfg.fixed:
+        matched = fnmatch.filter(sorted(out), glob)
+        if not matched:
+            raise ValueError(f"fixed split {glob!r} matches no system; known: {sorted(out)[:8]}")
+        out.update({s: (split_name, ood) for s in matched})
     return out
