@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,13 +90,24 @@ def build_system(system: str, inputs: Path):
     raise ValueError(f"unknown example system {system!r}; known: {sorted(SYSTEM_NOTES)}")
 
 
-def simulate(run: SimulationRun, inputs: Path, output: Path, threads: int = 1) -> Path:
-    """Minimise, equilibrate and record one run to ``output`` (mdtraj HDF5, nm, ps)."""
+def simulate(
+    run: SimulationRun,
+    inputs: Path,
+    output: Path,
+    threads: int = 1,
+    build: Callable = build_system,
+    notes: str | None = None,
+) -> Path:
+    """Minimise, equilibrate and record one run to ``output`` (mdtraj HDF5, nm, ps).
+
+    ``build(run.system, inputs)`` gives (topology, System, positions); ``notes`` describe the
+    system in the run's JSON (default: the example's ``SYSTEM_NOTES``).
+    """
     import mdtraj
     import openmm
     from openmm import unit
 
-    topology, system, positions = build_system(run.system, inputs)
+    topology, system, positions = build(run.system, inputs)
     integrator = openmm.LangevinMiddleIntegrator(
         run.temperature_k * unit.kelvin,
         run.friction_per_ps / unit.picosecond,
@@ -118,7 +130,8 @@ def simulate(run: SimulationRun, inputs: Path, output: Path, threads: int = 1) -
         xyz[frame] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         a, b, c = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
         boxes[frame] = (a[0], b[1], c[2])
-        log.info("%s: frame %d/%d", run.name, frame + 1, run.n_frames)
+        if (frame + 1) % max(1, run.n_frames // 20) == 0 or frame + 1 == run.n_frames:
+            log.info("%s: frame %d/%d", run.name, frame + 1, run.n_frames)
 
     dt_ps = run.steps_per_frame * run.timestep_fs / 1000.0
     md_top = mdtraj.Topology.from_openmm(topology)
@@ -135,7 +148,7 @@ def simulate(run: SimulationRun, inputs: Path, output: Path, threads: int = 1) -
     tmp.replace(output)
     meta = asdict(run) | {
         "frame_dt_ps": dt_ps,
-        "notes": SYSTEM_NOTES[run.system],
+        "notes": notes if notes is not None else SYSTEM_NOTES[run.system],
         "openmm_version": openmm.version.version,
         "integrator": "LangevinMiddleIntegrator",
         "constraints": "HBonds",

@@ -18,3 +18,22 @@ rule simulate_example:
     shell:
         "python -m boltzkinema simulate-example --inputs {params.inputs} "
         "--work {params.work} --output {output} --threads {threads} 2> {log}"
+
+
+# Optional: regenerate the learning benchmark's peptide MD (resources/peptides) with OpenMM.
+# One job per batch of replicas (one core each), then the ATLAS layout of every peptide.
+rule simulate_peptides:
+    output:
+        directory(f"{RESULTS}/peptides"),
+    log:
+        f"{RESULTS}/logs/simulate_peptides.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/simulate_peptides.tsv"
+    conda:
+        "../../envs/sim.yaml"
+    threads: 1
+    params:
+        work=f"{RESULTS}/simulate_peptides",
+    shell:
+        "python -m boltzkinema simulate-peptides --work {params.work} --output {output} "
+        "--threads {threads} > {log} 2>&1"
