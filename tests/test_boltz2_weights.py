@@ -124,6 +124,42 @@ def test_trained_temporal_layers_couple_the_frames(recorded):
     assert rel_error(denoise(net, recorded, x, sigma, times), before) > 1e-3
 
 
+def _perturbed_frame_conditioning(net: Boltz2DiffusionNetwork) -> Boltz2DiffusionNetwork:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if ".frame_conditioning." in f".{name}":
+                param.copy_(0.1 * torch.randn(param.shape, generator=g))
+    return net
+
+
+def test_trained_frame_conditioning_makes_the_output_depend_on_the_frame_spacing(recorded):
+    net = _perturbed_frame_conditioning(network_from_checkpoint(CKPT)[0].eval())
+    x, sigma = three_frames(recorded)
+    ps = denoise(net, recorded, x, sigma, times=torch.arange(3.0)[None] * 0.001)
+    ns = denoise(net, recorded, x, sigma, times=torch.arange(3.0)[None] * 1.0)
+    assert rel_error(ps, ns) > 1e-4
+    later = denoise(net, recorded, x, sigma, times=torch.arange(3.0)[None] * 1.0 + 9.0)
+    assert rel_error(later, ns) < 1e-6  # spacing and offsets, not the absolute time
+
+
+def test_given_frames_enter_with_their_own_vector_not_boltz_c_noise(recorded):
+    net = _perturbed_frame_conditioning(network_from_checkpoint(CKPT)[0].eval())
+    x, sigma = three_frames(recorded)
+    times = torch.tensor([[0.0, 0.5, 2.0]])
+    for key in temporal_keys(net):
+        if key.endswith("temporal.out.weight"):
+            with torch.no_grad():
+                net.get_parameter(key).normal_(0.0, 0.1)
+    given = sigma.clone()
+    given[0, 0] = 0.0
+    tiny = sigma.clone()
+    tiny[0, 0] = 1e-22  # a noised frame with Boltz's clamped c_noise of σ = 0
+    a = denoise(net, recorded, x, given, times)
+    b = denoise(net, recorded, x, tiny, times)
+    assert rel_error(a[:, 1:], b[:, 1:]) > 1e-5
+
+
 def test_sigma_zero_frames_come_back_exactly(network, recorded):
     x, sigma = three_frames(recorded)
     sigma[0, 0] = 0.0

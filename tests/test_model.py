@@ -10,6 +10,7 @@ import torch
 from boltzkinema.data.features import ATOM_FEATURES
 from boltzkinema.model import attention
 from boltzkinema.model.attention import WindowedAtomAttention, init_log_lambdas, temporal_bias
+from boltzkinema.model.frames import frame_offsets, frame_spacing, is_added_parameter
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 
 SMALL = dict(
@@ -111,7 +112,7 @@ def test_fresh_model_equals_its_spatial_only_counterpart(frames):
     full = DiffusionNetwork(ModelConfig(**SMALL))
     spatial = DiffusionNetwork(ModelConfig(**SMALL, temporal=False))
     report = spatial.load_state_dict(full.state_dict(), strict=False)
-    assert not report.missing_keys and all(".temporal." in k for k in report.unexpected_keys)
+    assert not report.missing_keys and all(is_added_parameter(k) for k in report.unexpected_keys)
     batch = make_batch(1, frames, 50, 10)
     x, sigma = torch.randn(1, frames, 50, 3), torch.full((1, frames), 4.0)
     assert torch.allclose(full(batch, x, sigma), spatial(batch, x, sigma), atol=1e-6)
@@ -120,7 +121,7 @@ def test_fresh_model_equals_its_spatial_only_counterpart(frames):
 def _perturb_temporal(net: DiffusionNetwork) -> None:
     g = torch.Generator().manual_seed(3)
     for name, p in net.named_parameters():
-        if ".temporal.out" in name:
+        if ".temporal.out" in name or name.startswith("frame_conditioning."):
             p.data = torch.randn(p.shape, generator=g) * 0.1
 
 
@@ -148,3 +149,44 @@ def test_causal_model_does_not_look_ahead():
     bidir = DiffusionNetwork(ModelConfig(**SMALL))
     bidir.load_state_dict(net.state_dict())
     assert not torch.allclose(bidir(batch, x, sigma)[:, :3], bidir(batch, y, sigma)[:, :3])
+
+
+def test_frame_spacing_and_offsets_come_from_the_times():
+    times = torch.tensor([[0.0, 0.002, 0.004, 0.006], [1.0, 2.0, 3.0, 4.0]])
+    spacing = frame_spacing(times)
+    assert torch.allclose(spacing, torch.tensor([0.002, 1.0]))
+    assert torch.allclose(frame_offsets(times, spacing), torch.arange(4.0).expand(2, 4))
+    assert torch.equal(frame_spacing(times[:, :1]), torch.ones(2))
+
+
+def test_output_changes_with_the_frame_spacing_once_trained():
+    """Time is an input: the same coordinates at 1 ps and at 1 ns spacing denoise differently
+    (through the frame conditioning, not only the decay bias)."""
+    net = DiffusionNetwork(ModelConfig(**SMALL))
+    _perturb_temporal(net)
+    x, sigma = torch.randn(1, 3, 40, 3), torch.full((1, 3), 4.0)
+    ps, ns = make_batch(1, 3, 40, 10), make_batch(1, 3, 40, 10)
+    ps["times"] = torch.arange(3.0)[None] * 0.001
+    ns["times"] = torch.arange(3.0)[None] * 1.0
+    assert (net(ps, x, sigma) - net(ns, x, sigma)).abs().max() > 1e-3
+    # Spacing and offsets matter, not the absolute time: a shifted window denoises the same.
+    shifted = make_batch(1, 3, 40, 10)
+    shifted["times"] = ns["times"] + 7.0
+    assert torch.allclose(net(shifted, x, sigma), net(ns, x, sigma), atol=1e-6)
+
+
+def test_given_frames_are_marked_by_their_own_vector_not_by_a_noise_level():
+    """A σ = 0 frame must not look like a frame at σ = 1 Å, where c_noise is 0 as well."""
+    net = DiffusionNetwork(ModelConfig(**SMALL))
+    _perturb_temporal(net)
+    batch = make_batch(1, 2, 40, 10)
+    x = torch.randn(1, 2, 40, 3)
+    given = net(batch, x, torch.tensor([[0.0, 4.0]]))[:, 1]
+    at_one = net(batch, x, torch.tensor([[1.0, 4.0]]))[:, 1]
+    assert (given - at_one).abs().max() > 1e-4
+    with torch.no_grad():
+        for p in net.frame_conditioning.given:
+            p.add_(1.0)
+    moved = net(batch, x, torch.tensor([[0.0, 4.0]]))[:, 1]
+    assert (moved - given).abs().max() > 1e-4
+    assert torch.equal(net(batch, x, torch.tensor([[1.0, 4.0]]))[:, 1], at_one)

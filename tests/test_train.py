@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train import loop
 from boltzkinema.train.loop import TrainConfig, Trainer
@@ -92,7 +93,8 @@ def test_frozen_parameters_stay_and_trainable_ones_move(example_results, tmp_pat
 def test_lora_trains_adapters_and_temporal_blocks_only(example_results, tmp_path):
     tr = trainer(example_results, tmp_path / "run", lora_rank=2, steps=1)
     trainable = {n for n, p in tr.model.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n or ".temporal." in n for n in trainable)
+    assert trainable and all("lora_" in n or is_added_parameter(n) for n in trainable)
+    assert any(n.startswith("frame_conditioning.") for n in trainable)
     base = {n: p.detach().clone() for n, p in tr.model.named_parameters() if ".base." in n}
     tr.run()
     assert all(torch.equal(p, base[n]) for n, p in tr.model.named_parameters() if n in base)

@@ -154,11 +154,24 @@ class SingleConditioning(nn.Module):
         )
 
     def forward(
-        self, c_noise: torch.Tensor, s_trunk: torch.Tensor, s_inputs: torch.Tensor
+        self,
+        c_noise: torch.Tensor,
+        s_trunk: torch.Tensor,
+        s_inputs: torch.Tensor,
+        noised: torch.Tensor | None = None,
+        frame: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """c_noise (B, T); s_trunk, s_inputs (B, N, token_s) → s (B, T, N, 2·token_s)."""
+        """c_noise (B, T); s_trunk, s_inputs (B, N, token_s) → s (B, T, N, 2·token_s).
+
+        Our additions (neither is in Boltz): ``noised`` (B, T) bool keeps the noise embedding
+        only where True (given frames carry none), ``frame`` (B, T, 2·token_s) is added per frame.
+        """
         s = self.single_embed(self.norm_single(torch.cat((s_trunk, s_inputs), dim=-1)))
         noise = self.fourier_to_single(self.norm_fourier(self.fourier_embed(c_noise)))
+        if noised is not None:
+            noise = noise * noised[..., None].to(noise.dtype)
+        if frame is not None:
+            noise = noise + frame
         s = noise[:, :, None] + s[:, None]
         for transition in self.transitions:
             s = transition(s) + s

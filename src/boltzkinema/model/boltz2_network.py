@@ -13,12 +13,16 @@ Boltz-2 checkpoint                    this network
 
 The only parameters without a Boltz-2 counterpart are the temporal attentions, one after the
 spatial attention of every atom-encoder, token-transformer and atom-decoder layer
-(``*.layers.<i>.temporal.*``). Their output projections start at zero, so with one frame the
-network computes exactly what Boltz-2's ``AtomDiffusion.preconditioned_network_forward`` does.
+(``*.layers.<i>.temporal.*``), and the frame conditioning (``score_model.frame_conditioning.*``:
+a learned "given" vector and features of the frame spacing and the frame's place in the window,
+added to the single conditioning per frame; see :mod:`boltzkinema.model.frames`). All start at
+zero, so with one noised frame the network computes exactly what Boltz-2's
+``AtomDiffusion.preconditioned_network_forward`` does.
 
 On top of Boltz-2's formula, frames with σ = 0 are returned exactly as given (noise-as-masking:
-they are conditioning frames). Boltz's ``c_noise = ¼ ln(σ/σ_data)`` is kept as is, so σ = 0 frames
-enter the network with the clamped value ¼ ln(1e-20) like a vanishingly small noise level.
+they are conditioning frames). They enter the network without a noise embedding (Boltz's
+``c_noise = ¼ ln(σ/σ_data)`` would give them the clamped value ¼ ln(1e-20), a real noise level);
+the frame conditioning's "given" vector marks them instead.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from boltzkinema.model.boltz2_layers import (
     SingleConditioning,
 )
 from boltzkinema.model.edm import Denoiser, preconditioning
+from boltzkinema.model.frames import FrameConditioning
 from boltzkinema.trunk.boltz2_features import NUM_ELEMENTS, NUM_TOKENS
 
 # Per-atom feature tensors (atom axis 1) that are zero-padded when M is not a multiple of W.
@@ -179,6 +184,7 @@ class DiffusionModule(nn.Module):
         self.single_conditioner = SingleConditioning(
             cfg.token_s, cfg.dim_fourier, cfg.conditioning_transition_layers
         )
+        self.frame_conditioning = FrameConditioning((two_s,)) if cfg.temporal else None
         self.atom_attention_encoder = AtomAttentionEncoder(
             cfg.atom_s,
             cfg.token_s,
@@ -219,11 +225,17 @@ class DiffusionModule(nn.Module):
         c_noise: torch.Tensor,
         feats: Mapping[str, torch.Tensor],
         cond: Boltz2Conditioning,
-        dt: torch.Tensor,
+        times: torch.Tensor,
+        sigma: torch.Tensor,
         frame_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """r_noisy (B, T, M, 3) = c_in·x; c_noise (B, T) → position update r (B, T, M, 3)."""
-        s = self.single_conditioner(c_noise, s_trunk, s_inputs)
+        """r_noisy (B, T, M, 3) = c_in·x; c_noise, times (ns), sigma (B, T) → position update
+        r (B, T, M, 3)."""
+        frame = None
+        if self.frame_conditioning is not None:
+            (frame,) = self.frame_conditioning(times, sigma)
+        s = self.single_conditioner(c_noise, s_trunk, s_inputs, sigma > 0, frame)
+        dt = time_distances(times)
         atom_mask, atom_to_token = feats["atom_pad_mask"], feats["atom_to_token"]
         a, q, c = self.atom_attention_encoder(
             cond, r_noisy, atom_mask, atom_to_token, dt, frame_mask
@@ -309,7 +321,8 @@ class Boltz2DiffusionNetwork(nn.Module):
             boltz2_c_noise(sigma, self.cfg.sigma_data),
             feats,
             cond,
-            time_distances(times),
+            times,
+            sigma,
             frame_mask.bool(),
         )
         denoised = (c_skip * x + c_out * r_update)[:, :, :m]

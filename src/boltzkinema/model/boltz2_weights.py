@@ -4,7 +4,8 @@ The file is read by :func:`~boltzkinema.io.lightning_checkpoint.read_checkpoint`
 (``torch.load(weights_only=True)`` with OmegaConf hyper-parameters as inert stand-ins).
 
 Checkpoint names map onto :class:`Boltz2DiffusionNetwork` by prefix (:data:`CHECKPOINT_PREFIXES`);
-the network's temporal attentions have no counterpart and keep their (zero-output) initial values.
+the network's temporal attentions and frame conditioning have no counterpart and keep their
+(zero-output) initial values.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from boltzkinema.errors import CheckpointError
 from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.attention import TemporalAttention
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
+from boltzkinema.model.frames import FrameConditioning
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,12 @@ def checkpoint_weights(
 
 
 def temporal_keys(network: torch.nn.Module) -> set[str]:
-    """State-dict names of all temporal-attention parameters (those Boltz-2 does not have)."""
+    """State-dict names of the parameters Boltz-2 does not have: the temporal attentions and
+    the frame conditioning (given-frame vector, frame-spacing and frame-offset features)."""
     return {
         f"{name}.{key}"
         for name, module in network.named_modules()
-        if isinstance(module, TemporalAttention)
+        if isinstance(module, TemporalAttention | FrameConditioning)
         for key in module.state_dict()
     }
 
@@ -126,7 +129,7 @@ def load_boltz2_weights(
     """Copy Boltz-2 weights into ``network`` by name.
 
     A shape mismatch always raises. With ``strict``, so does any missing key other than the
-    temporal layers, and any unexpected key.
+    temporal layers and the frame conditioning, and any unexpected key.
     """
     ckpt = _as_checkpoint(checkpoint)
     ours = network.state_dict()

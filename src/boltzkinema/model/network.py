@@ -4,7 +4,10 @@ Atom encoder (windowed atom attention) → token transformer (pair bias from ``z
 transitions conditioned on the trunk's single representation) → atom decoder. After every
 spatial attention comes a temporal attention across frames; its output projection starts at zero,
 so a fresh model with one frame equals its spatial-only counterpart. EDM preconditioning is per
-frame, and σ = 0 frames come back exactly as given.
+frame, and σ = 0 frames come back exactly as given. With temporal attention, every frame also gets
+:class:`~boltzkinema.model.frames.FrameConditioning` (a learned "given" vector instead of a noise
+embedding where σ = 0, and features of the frame spacing and the frame's place in the window),
+zero at initialisation.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from boltzkinema.model.attention import (
     time_distances,
 )
 from boltzkinema.model.edm import Denoiser, preconditioning
+from boltzkinema.model.frames import FrameConditioning
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,9 @@ class DiffusionNetwork(nn.Module):
         self.noise_embed = FourierEmbedding(256)
         self.noise_to_atom = nn.Linear(256, cfg.c_atom, bias=False)
         self.noise_to_token = nn.Linear(256, cfg.c_token, bias=False)
+        self.frame_conditioning = (
+            FrameConditioning((cfg.c_atom, cfg.c_token)) if cfg.temporal else None
+        )
         self.encoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_encoder_blocks))
         self.atom_to_token_proj = nn.Linear(cfg.c_atom, cfg.c_token, bias=False)
         self.token_from_s = nn.Linear(cfg.c_s, cfg.c_token, bias=False)
@@ -186,9 +193,13 @@ class DiffusionNetwork(nn.Module):
         gather = idx.clamp_min(0)[..., None]
         s_atoms = torch.gather(s, 1, gather.expand(-1, -1, cfg.c_s))  # (B, M, c_s)
         cond = self.atom_cond(batch["atom_features"]) + self.atom_from_s(s_atoms)  # (B, M, c_a)
-        noise = self.noise_embed(c_noise)  # (B, T, 256)
+        # Given frames (σ = 0) carry no noise embedding: the frame conditioning marks them.
+        noise = self.noise_embed(c_noise) * (sigma > 0)[..., None].to(c_noise.dtype)  # (B, T, 256)
         r = x_noisy * c_in[..., None, None]
         q = cond[:, None] + self.atom_from_x(r) + self.noise_to_atom(noise)[:, :, None]
+        if self.frame_conditioning is not None:
+            frame_atom, frame_token = self.frame_conditioning(batch["times"], sigma)
+            q = q + frame_atom[:, :, None]
         q = q * atom_mask[:, None, :, None]
         for block in self.encoder:
             q = self._run(block, q, cond, atom_mask, dt, frame_mask)
@@ -199,6 +210,8 @@ class DiffusionNetwork(nn.Module):
         tokens = torch.einsum("btmc,bmn->btnc", self.atom_to_token_proj(q), onehot)
         tokens = tokens / counts[:, None, :, None]
         tokens = tokens + self.token_from_s(s)[:, None] + self.noise_to_token(noise)[:, :, None]
+        if self.frame_conditioning is not None:
+            tokens = tokens + frame_token[:, :, None]
         for block in self.tokens:
             tokens = self._run(block, tokens, s, pair_bias, dt, frame_mask)
 

@@ -26,6 +26,7 @@ from boltzkinema.model.architectures import (
     network_config,
     system_features,
 )
+from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
@@ -206,7 +207,7 @@ class Trainer:
             n = add_lora(model, self.cfg.lora_rank)
             log.info("LoRA rank %d on %d spatial attention projections", self.cfg.lora_rank, n)
             for name, p in model.named_parameters():
-                p.requires_grad_("lora_" in name or ".temporal." in name)
+                p.requires_grad_("lora_" in name or is_added_parameter(name))
         freeze(model, self.cfg.freeze)
         log.info("%s", describe(model))
         return model.to(self.device)
