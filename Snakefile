@@ -9,6 +9,13 @@ configfile: "config/config.yaml"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
+# A preset on top of config/config.yaml may run only its own datasets (e.g. config/peptides.yaml).
+if config["only_datasets"]:
+    unknown = sorted(set(config["only_datasets"]) - set(config["datasets"]))
+    if unknown:
+        raise ValueError(f"only_datasets names {unknown}; datasets are {sorted(config['datasets'])}")
+    config["datasets"] = {k: config["datasets"][k] for k in config["only_datasets"]}
+
 
 report: "workflow/report/workflow.rst"
 
