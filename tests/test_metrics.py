@@ -20,7 +20,7 @@ def test_identical_ensembles_score_perfectly():
     assert mt.pearson(mt.rmsf(p), mt.rmsf(r)) == pytest.approx(1.0)
     assert mt.rmwd(p, r) == pytest.approx(0.0, abs=1e-4)
     assert mt.pca_w2(p, r) == pytest.approx(0.0, abs=1e-9)
-    assert mt.torsion_jsd(np.zeros((5, 2)), np.zeros((5, 2))) == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(mt.torsion_jsd(np.zeros((5, 2)), np.zeros((5, 2))), 0.0)
 
 
 def test_rmwd_of_shifted_gaussians_is_the_shift():
@@ -41,7 +41,9 @@ def test_rmsf_and_pairwise_rmsd_of_a_known_ensemble():
     x = np.zeros((2, 3, 3))
     x[1, :, 0] = [1.0, -1.0, 0.0]  # breathing motion, not removable by superposition
     assert np.allclose(mt.rmsf(x), [0.5, 0.5, 0.0])
-    assert mt.pairwise_rmsd(x) > 0
+    # No per-pair superposition; AlphaFlow's mean over all 2 × 2 pairs, the zero diagonal too.
+    assert mt.pairwise_rmsd(x) == pytest.approx(np.sqrt(2 / 3) / 2)
+    assert mt.pairwise_rmsd(x, include_self=False) == pytest.approx(np.sqrt(2 / 3))
 
 
 def test_contact_sets_on_a_hand_made_trajectory():
@@ -51,17 +53,24 @@ def test_contact_sets_on_a_hand_made_trajectory():
     frames = np.repeat(ref0[None], 10, axis=0)
     frames[:5, 5] = [30.0, 30.0, 0.0]  # atom 5 leaves half the time: its contacts are weak
     frames[:3, 4] = [2.0, 3.0, 0.0]  # atom 4 visits atoms 0 and 1 in 30 % of frames
-    weak, transient = mt.contact_sets(frames, ref0)
+    weak, transient = mt.contact_sets(frames, ref0, min_separation=3)
     assert weak == {(0, 5), (1, 5), (2, 5)}
+    assert transient == {(0, 4), (1, 4)}
+    # AlphaFlow counts every pair: the sequence neighbours 3-4 part 30 % of the time.
+    weak, transient = mt.contact_sets(frames, ref0)
+    assert weak == {(0, 5), (1, 5), (2, 5), (3, 4)}
     assert transient == {(0, 4), (1, 4)}
     assert mt.jaccard({(0, 4)}, {(0, 4), (1, 5)}) == pytest.approx(0.5)
 
 
 def test_decorrelation_time_of_a_slow_and_a_fast_signal():
-    t = np.arange(400)
+    t = np.arange(800)
     slow = np.sin(2 * np.pi * t / 200)
-    fast = np.random.default_rng(0).normal(size=400)
-    assert mt.decorrelation_time(slow, 1.0) > 10 * mt.decorrelation_time(fast, 1.0)
+    fast = np.random.default_rng(0).normal(size=800)
+    t_slow, censored_slow = mt.decorrelation_time(slow, 1.0)
+    t_fast, censored_fast = mt.decorrelation_time(fast, 1.0)
+    assert not censored_slow and not censored_fast
+    assert t_slow > 10 * t_fast
 
 
 def test_dihedral_of_a_known_geometry():
@@ -99,15 +108,31 @@ def test_pocket_contacts_all_kept_when_nothing_moves_and_lost_when_the_ligand_le
     assert mt.pocket_contacts_kept(gone, x[0], lig, ~lig) == 0.0
 
 
-def test_tica_finds_the_slow_coordinate():
+def test_tica_projection_of_a_two_state_switch_has_its_relaxation_time():
+    # Three angles switch together between two basins with probability p per step: the slow
+    # process relaxes as (1 − 2p)^k, so TICA-0 decorrelates and the slowest implied timescale
+    # is −1 / ln(1 − 2p) steps (about 100 switches: ~10 % statistical error); a model that
+    # copies the reference has zero JSDs.
     rng = np.random.default_rng(0)
-    t = np.arange(2000)
-    slow = np.sin(2 * np.pi * t / 500)
-    x = np.zeros((2000, 2, 3))
-    x[:, 0, 0] = slow + 0.05 * rng.normal(size=2000)
-    x[:, 1, 1] = 3.0 * rng.normal(size=2000)  # larger variance, but fast
-    tic, _ = mt.tica_first(x, x)
-    assert abs(np.corrcoef(tic, slow)[0, 1]) > 0.95
+    n, p = 5000, 0.02
+    state = np.cumsum(rng.random(n) < p) % 2
+    angles = np.where(state == 0, -1.0, 2.0)[:, None] + 0.3 * rng.normal(size=(n, 3))
+    feats = mt.torsion_features(angles)
+    kw = {"n_clusters": 20, "n_metastable": 2}  # MDGen: 100 and 10 (slow PCCA+ fits)
+    out = mt.kinetics(feats, [feats[: n // 2], feats[n // 2 :]], 1.0, 1.0, **kw)
+    tau = -1 / np.log(1 - 2 * p)
+    assert out["its_slowest_ns_ref"] == pytest.approx(tau, rel=0.25)
+    assert out["decorrelation_ns_ref"] == pytest.approx(tau, rel=0.25)
+    assert not out["decorrelation_ns_ref_censored"]
+    assert out["tica0_jsd"] == pytest.approx(0.0, abs=1e-9)
+    assert out["msm_state_jsd"] == pytest.approx(0.0, abs=1e-9)
+    stuck = mt.torsion_features(np.full((500, 3), -1.0) + 0.3 * rng.normal(size=(500, 3)))
+    out = mt.kinetics(feats, [stuck], 1.0, 1.0, **kw)
+    # Half the reference in the model's basin: JSD² = ½ ln(4/3) + ¼ ln(2/3) + ¼ ln 2 per histogram
+    # of the same shape, and at least the other basin's population is missing twice over in L1.
+    half = np.sqrt(0.5 * np.log(4 / 3) + 0.25 * np.log(2 / 3) + 0.25 * np.log(2))
+    assert out["tica0_jsd"] == pytest.approx(half, abs=0.03)
+    assert out["msm_state_l1"] >= 2 * state.mean() - 0.05  # state 1 is the other basin
 
 
 def test_torch_tensors_on_any_device_give_the_numbers_numpy_does():
