@@ -13,7 +13,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 if config["only_datasets"]:
     unknown = sorted(set(config["only_datasets"]) - set(config["datasets"]))
     if unknown:
-        raise ValueError(f"only_datasets names {unknown}; datasets are {sorted(config['datasets'])}")
+        raise ValueError(
+            f"only_datasets names {unknown}; datasets are {sorted(config['datasets'])}"
+        )
     config["datasets"] = {k: config["datasets"][k] for k in config["only_datasets"]}
 
 
