@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
+from boltzkinema.data.store import ShardReader
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train import loop
@@ -60,6 +61,78 @@ def test_segments_are_a_function_of_seed_epoch_and_index(example_results):
     assert not (a["system_id"] == c["system_id"] and np.array_equal(a["coords"], c["coords"]))
     assert len(a["atom_to_token"]) <= 64 and len(a["s_trunk"]) <= 16
     assert abs(a["coords"][0].mean(0)).max() < 1e-3  # centred on the first frame
+
+
+def _kabsch_rmsd(a: np.ndarray, b: np.ndarray) -> float:
+    from boltzkinema.data.dataset import rmsd_after_superposition
+
+    return rmsd_after_superposition(a.astype(np.float64), b.astype(np.float64))
+
+
+def test_reference_feature_is_the_systems_reference_whatever_the_window(example_results):
+    """The reference-position feature carries no target: two windows of one system taken at
+    different times get the same structure (up to its own rotation), which is the stored
+    reference, never a frame of the window, and it is not turned like the targets."""
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    cfg = SegmentConfig(n_frames=4, max_atoms=4096, max_tokens=4096)
+    ds = TrajectoryDataset(manifest, example_results, cfg, split=None)
+    items = [ds.item(0, i) for i in range(40)]
+    by_system: dict[str, list[dict]] = {}
+    for it in items:
+        by_system.setdefault(it["system_id"], []).append(it)
+    checked = 0
+    for sid, group in by_system.items():
+        starts = {int(it["frames"][0]) for it in group}
+        if len(starts) < 2:
+            continue
+        a, b = group[0], next(it for it in group if it["frames"][0] != group[0]["frames"][0])
+        ref_a, ref_b = a["atom_features"][:, -3:] * 10, b["atom_features"][:, -3:] * 10
+        assert _kabsch_rmsd(ref_a, ref_b) < 1e-3, sid
+        assert not np.allclose(ref_a, ref_b, atol=0.1)  # each window its own rotation
+        row = manifest.set_index("system_id").loc[sid]
+        with ShardReader(example_results / row["shard"]) as reader:
+            stored = reader.load(sid, frames=[0]).reference_coords
+        assert _kabsch_rmsd(ref_a, stored) < 1e-3, sid
+        centred = a["coords"][0] - a["coords"][0].mean(0)
+        assert np.abs(ref_a - centred).max() > 1.0  # not in the targets' frame
+        checked += 1
+    assert checked >= 3
+
+
+def test_windows_never_hold_a_frame_equal_to_the_reference(example_results):
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=8), split=None)
+    items = [ds.item(0, i) for i in range(60)]
+    same = {sid for sid, is_first in ds._reference_is_frame0.items() if is_first}
+    assert same  # the example has systems whose reference is their first frame
+    assert all(0 not in it["frames"] for it in items if it["system_id"] in same)
+
+
+def test_noised_frames_of_a_window_share_one_sigma(example_results):
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=6), split=None)
+    for i in range(20):
+        sigma = ds.item(0, i)["sigma"]
+        assert (sigma > 0).any() and len(set(sigma[sigma > 0].tolist())) == 1
+
+
+def test_tasks_cover_every_history_length_and_interpolation_span():
+    from boltzkinema.data.masking import TaskConfig, sample_sigmas, window_length
+
+    rng = np.random.default_rng(0)
+    cfg = TaskConfig(max_history=3)
+    histories, spans = set(), set()
+    for _ in range(400):
+        sigma, task = sample_sigmas(8, cfg, rng, "forecast")
+        histories.add(int((sigma == 0).sum()))
+        n = window_length("interpolate", 8, rng)
+        sigma, task = sample_sigmas(n, cfg, rng, "interpolate")
+        assert task == "interpolate" and sigma[0] == sigma[-1] == 0 and (sigma[1:-1] > 0).all()
+        spans.add(n)
+    assert histories == {1, 2, 3} and spans == set(range(3, 9))
+    assert window_length("forecast", 8, rng) == 8
+    per_frame = sample_sigmas(8, TaskConfig(shared_sigma=False), rng, "equilibrium")[0]
+    assert len(set(per_frame.tolist())) == 8
 
 
 def test_only_listed_datasets_are_drawn(example_results):

@@ -1,17 +1,24 @@
 """Training segments: a window of frames from one system, cropped, centred, rotated, noised.
 
-Every item is a pure function of (seed, epoch, index): which system (by dataset weight), the frame
-spacing (log-uniform in the dataset's Δt range), the start frame (anywhere in the valid range),
-the crop, the rotation and the per-frame noise levels. So items do not depend on worker counts,
-and a resumed run sees exactly the data an uninterrupted one would. Frames are read from the
-shards on demand; only open file handles are kept.
+Every item is a pure function of (seed, epoch, index): which system (by dataset weight), the task
+and window length, the frame spacing (log-uniform in the dataset's Δt range), the start frame
+(anywhere in the valid range), the crop, the rotations and the noise levels. So items do not
+depend on worker counts, and a resumed run sees exactly the data an uninterrupted one would.
+Frames are read from the shards on demand; only open file handles are kept.
+
+No input carries the target. The reference-position atom feature is the system's reference
+structure (the processed store's ``reference_coords``: the topology's structure, else the first
+frame), the same for every window of a system, centred on itself and turned by a rotation of its
+own, never the targets'. Where that reference is a frame of the trajectory (Kabsch RMSD to frame 0
+under :data:`SAME_STRUCTURE_RMSD`), windows start after frame 0, so the reference is never one of
+a window's targets. Sampling builds the same feature (``sample.modes.load_system``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +26,9 @@ import numpy as np
 import pandas as pd
 from safetensors import safe_open
 
+from boltzkinema.data.align import kabsch_rotations
 from boltzkinema.data.features import atom_features
-from boltzkinema.data.masking import TaskConfig, sample_sigmas
+from boltzkinema.data.masking import TaskConfig, draw_task, sample_sigmas, window_length
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io.chemistry import MolType
@@ -28,6 +36,8 @@ from boltzkinema.io.chemistry import MolType
 # Extra features of a whole system (given its trunk entry): ``atom.*`` arrays with one row per
 # atom and ``token.*`` arrays with one row per token; items crop them like everything else.
 SystemFeatures = Callable[[ProcessedSystem, Path], dict[str, np.ndarray]]
+# A stored reference within this RMSD (Å) of frame 0 is frame 0 (the store's fallback).
+SAME_STRUCTURE_RMSD = 0.01
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,32 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     if np.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
     return q
+
+
+def reference_structure(system: ProcessedSystem) -> np.ndarray:
+    """The system's reference structure (M, 3) in Å: stored ``reference_coords``, else frame 0
+    of ``system`` (the store writes the processed first frame when the topology has none)."""
+    ref = system.reference_coords if system.reference_coords is not None else system.coords[0]
+    return np.asarray(ref, dtype=np.float64)
+
+
+def reference_positions(ref: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """The reference-position feature: ``ref`` (M, 3) centred on itself and turned by its own
+    ``rotation`` (independent of the targets' frame)."""
+    return (ref - ref.mean(axis=0)) @ rotation
+
+
+def rmsd_after_superposition(a: np.ndarray, b: np.ndarray) -> float:
+    """Kabsch RMSD (Å) between two structures of the same atoms."""
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    rot = kabsch_rotations(a[None], b)[0]
+    return float(np.sqrt(((a @ rot - b) ** 2).sum(axis=1).mean()))
+
+
+def reference_system(system: ProcessedSystem, ref: np.ndarray) -> ProcessedSystem:
+    """``system`` with its reference structure as the one frame: what per-system features are
+    built from, in training and in sampling alike (never a window's frames)."""
+    return replace(system, coords=ref[None].astype(np.float32), times_ns=np.zeros(1))
 
 
 def crop_tokens(
@@ -120,6 +156,7 @@ class TrajectoryDataset:
         self.system_features = system_features
         self._features: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self.cached_systems = cached_systems
+        self._reference_is_frame0: dict[str, bool] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -129,10 +166,28 @@ class TrajectoryDataset:
             self._readers[shard] = ShardReader(self.root / shard)
         return self._readers[shard]
 
+    def dt_range(self) -> tuple[float, float]:
+        """The frame spacings (ns) training windows can have, over all drawn systems: each
+        dataset's ``dt_ns`` range, else its systems' own frame spacing."""
+        lo, hi = np.inf, 0.0
+        for dataset, frame_dt in zip(self.rows["dataset"], self.rows["frame_dt_ns"], strict=True):
+            a, b = self.cfg.dt_ns.get(dataset, (float(frame_dt), float(frame_dt)))
+            lo, hi = min(lo, a, float(frame_dt)), max(hi, b, float(frame_dt))
+        return float(lo), float(hi)
+
+    def _starts_after_frame0(self, reader: ShardReader, sid: str, ref: np.ndarray) -> bool:
+        """Whether the system's reference is its frame 0 (then windows must not hold frame 0)."""
+        if sid not in self._reference_is_frame0:
+            first = reader.frames(sid, [0])[0].astype(np.float64)
+            self._reference_is_frame0[sid] = (
+                rmsd_after_superposition(ref, first) < SAME_STRUCTURE_RMSD
+            )
+        return self._reference_is_frame0[sid]
+
     def _frames(
-        self, n_total: int, frame_dt: float, dataset: str, rng: np.random.Generator
+        self, n_total: int, t: int, frame_dt: float, dataset: str, rng: np.random.Generator
     ) -> np.ndarray:
-        t = min(self.cfg.n_frames, n_total)
+        t = min(t, n_total)
         lo, hi = self.cfg.dt_ns.get(dataset, (frame_dt, frame_dt))
         dt = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else lo
         stride = max(1, round(dt / frame_dt))
@@ -148,16 +203,24 @@ class TrajectoryDataset:
         reader = self._reader(row["shard"])
         sid = row["system_id"]
         n_total = reader.n_frames(sid)
-        frames = self._frames(n_total, float(row["frame_dt_ns"]), row["dataset"], rng)
-        system = reader.load(sid, frames=np.r_[0, frames])
-        ref, coords = system.coords[0].astype(np.float64), system.coords[1:].astype(np.float64)
+        task = draw_task(self.cfg.tasks, rng)
+        length = window_length(task, self.cfg.n_frames, rng)
+        system = reader.load(sid, frames=[0])
+        ref = reference_structure(system)
+        first = int(n_total > 1 and self._starts_after_frame0(reader, sid, ref))
+        frames = first + self._frames(
+            n_total - first, length, float(row["frame_dt_ns"]), row["dataset"], rng
+        )
+        coords = reader.frames(sid, frames).astype(np.float64)
         atoms = crop_tokens(system.token_index, ref, self.cfg.max_tokens, self.cfg.max_atoms, rng)
         tokens, atom_to_token = np.unique(system.token_index[atoms], return_inverse=True)
         centre = coords[0, atoms].mean(axis=0)
         rot = random_rotation(rng)
         coords = (coords[:, atoms] - centre) @ rot
-        ref = (ref[atoms] - ref[atoms].mean(axis=0)) @ rot
-        sigma, task = sample_sigmas(len(frames), self.cfg.tasks, rng)
+        # The reference turns by a rotation of its own (own stream), never the targets'.
+        ref_rot = random_rotation(np.random.default_rng([self.cfg.seed, epoch, index, 1]))
+        ref = reference_positions(ref[atoms], ref_rot)
+        sigma, task = sample_sigmas(len(frames), self.cfg.tasks, rng, task)
         remap = np.full(system.n_atoms, -1)
         remap[atoms] = np.arange(len(atoms))
         bonds = remap[system.bonds]
@@ -168,7 +231,10 @@ class TrajectoryDataset:
         if self.system_features is not None:
             if sid not in self._features:
                 try:
-                    features = self.system_features(system, self.root / row["trunk_path"])
+                    features = self.system_features(
+                        reference_system(system, reference_structure(system)),
+                        self.root / row["trunk_path"],
+                    )
                 except BoltzKinemaError as exc:
                     raise BoltzKinemaError(
                         f"{sid} ({row['shard']}): the model's per-system features cannot be "
@@ -183,6 +249,7 @@ class TrajectoryDataset:
         return {
             "system_id": sid,
             "task": task,
+            "frames": frames.astype(np.int64),
             "coords": coords.astype(np.float32),
             "times": ((frames - frames[0]) * float(row["frame_dt_ns"])).astype(np.float32),
             "sigma": sigma.astype(np.float32),
