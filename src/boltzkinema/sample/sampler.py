@@ -10,6 +10,14 @@ Semantics of the knobs (AlphaFold 3 style stochastic sampler):
 - ``step_scale`` (> 0, typical 1.0–2.0): multiplies each Euler step towards the denoised
   estimate; > 1 sharpens samples and lowers diversity. The final step always uses 1 so that it
   lands exactly on the denoised output.
+
+Defaults come from measurement, not from structure prediction: with the exact denoiser of
+Gaussian data N(0, s²) (``tests/test_sampler.py``), the sampler should give back variance s².
+AlphaFold 3's settings (20 Euler steps, γ = 0.8, step_scale 1.5) give 0.001–0.27 s² for s from
+0.5 to 16 Å, i.e. nearly frozen samples; step_scale 1 still gives 0.56–0.61 s² (churn makes
+every step a large one), and 20 deterministic Euler steps 0.69–0.79 s². Heun's second-order
+steps without churn over 36 levels (71 evaluations) give 1.01–1.05 s² for s from 16 down to
+0.5 Å, so they are the defaults; 20 Heun levels overshoot by 5–15 %.
 """
 
 from __future__ import annotations
@@ -23,15 +31,15 @@ from boltzkinema.model.edm import Denoiser
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    n_steps: int = 20
+    n_steps: int = 36
     sigma_max: float = 160.0
     sigma_min: float = 1e-4
     rho: float = 7.0
-    gamma: float = 0.8
+    gamma: float = 0.0
     gamma_min: float = 1.0
-    noise_scale: float = 1.003
-    step_scale: float = 1.5
-    heun: bool = False
+    noise_scale: float = 1.0
+    step_scale: float = 1.0
+    heun: bool = True
 
     def __post_init__(self) -> None:
         if self.n_steps < 1:
