@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import mdtraj
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from Bio.PDB import PDBParser
 
+from boltzkinema.data.dataset import rmsd_after_superposition
+from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.model.frames import old_layout_hint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
-from boltzkinema.sample import modes
+from boltzkinema.sample import coverage, modes
 from boltzkinema.sample.run import SampleConfig, sample_system
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
+from conftest import REPO
 
 FAST = SamplerConfig(n_steps=3)
 SMALL = {
@@ -145,3 +153,99 @@ def test_every_sample_setting_has_an_effect(model, system):
     assert a.shape[1] == 3 and b.shape[1] == 4 and c.shape[1] == 5
     # systems and modes choose the workflow's jobs, max_history acts in the unbinding test
     # above, dt_ns in test_evaluate's sampling-job test.
+
+
+def test_sampling_reference_is_the_systems_reference_turned_by_the_seed(example_results):
+    """Sampling builds the reference-position feature as training does: the stored reference
+    structure, centred, in a rotation of its own (drawn from the seed), not the start frame."""
+    m = pd.read_parquet(example_results / "manifest.parquet").set_index("system_id")
+    row = m.loc["atlas_example.villin_hp35_R1"]
+
+    def ref_feature(seed: int) -> tuple[np.ndarray, modes.SystemInputs]:
+        inputs = modes.load_system(
+            example_results, row["shard"], row.name, row["trunk_path"], reference_seed=seed
+        )
+        return inputs.features["atom_features"][:, -3:].numpy() * 10, inputs
+
+    a, inputs = ref_feature(0)
+    b, _ = ref_feature(0)
+    c, _ = ref_feature(1)
+    stored = inputs.system.reference_coords.astype(np.float64)
+    assert np.array_equal(a, b) and not np.allclose(a, c, atol=0.1)
+    assert rmsd_after_superposition(a, stored) < 1e-3 and rmsd_after_superposition(c, a) < 1e-3
+    assert abs(a.mean(0)).max() < 1e-3
+    start = inputs.system.coords[0] - inputs.system.coords[0].mean(0)
+    assert np.abs(a - start).max() > 1.0
+
+
+TRAINED = {"n_frames": 8, "max_history": 3, "dt_ns": [0.001, 0.004], "tasks": {"forecast": 1}}
+
+
+@pytest.mark.parametrize(
+    "change,mode,dt,words",
+    [
+        ({"window": 9}, "forecast", 0.001, "sample.window 9"),
+        ({"max_history": 5}, "forecast", 0.001, "5 history frames"),
+        ({"n_frames": 7}, "interpolate", 0.001, "interpolation spans 9"),
+        ({"coarse_factor": 8}, "hierarchical", 0.0005, "interpolation spans 9"),
+        ({}, "interpolate", 0.001, "interpolate task"),
+    ],
+)
+def test_sampling_outside_what_was_trained_is_named_with_its_fix(change, mode, dt, words):
+    cfg = SampleConfig(**{"window": 8, "max_history": 3, "n_frames": 6, **change})
+    errors, _ = coverage.problems(TRAINED, coverage.needs(cfg, mode, dt))
+    assert any(words in e for e in errors), errors
+    assert all("set " in e or "give it" in e for e in errors)
+
+
+def test_frame_spacing_outside_the_trained_range_is_a_warning():
+    cfg = SampleConfig(window=8, max_history=3, n_frames=6, coarse_factor=3)
+    errors, warnings = coverage.problems(TRAINED, coverage.needs(cfg, "forecast", 0.01))
+    assert not errors and "0.01 ns is outside" in warnings[0]
+    _, warnings = coverage.problems(TRAINED, coverage.needs(cfg, "hierarchical", 0.002))
+    assert len(warnings) == 1 and "0.006 ns" in warnings[0]  # the coarse spacing
+    assert coverage.problems(TRAINED, coverage.needs(cfg, "forecast", 0.004)) == ([], [])
+
+
+def test_check_warns_or_refuses_and_tolerates_checkpoints_without_coverage(tmp_path, caplog):
+    folder = tmp_path / "step"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps({"coverage": TRAINED}))
+    info = tmp_path / "checkpoint.json"
+    info.write_text(json.dumps({"path": str(folder)}))
+    cfg = SampleConfig(window=10, max_history=3)
+    with caplog.at_level(logging.WARNING, logger="boltzkinema.sample.coverage"):
+        coverage.check(info, cfg, "forecast", 0.001)
+    assert "sample.window 10" in caplog.text
+    with pytest.raises(BoltzKinemaError, match=r"sample\.window 10"):
+        coverage.check(info, cfg, "forecast", 0.001, strict=True)
+    (folder / "state.json").write_text(json.dumps({}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="boltzkinema.sample.coverage"):
+        coverage.check(info, cfg, "forecast", 0.001, strict=True)
+    assert "records no training coverage" in caplog.text
+
+
+def test_the_example_config_trains_what_it_samples():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    train, sample = cfg["train"], cfg["sample"]
+    spacings = [r for r in train["segments"]["dt_ns"].values()]
+    trained = {
+        "n_frames": train["segments"]["n_frames"],
+        "max_history": train["tasks"]["max_history"],
+        "dt_ns": [min(r[0] for r in spacings), max(r[1] for r in spacings)],
+        "tasks": {"forecast": 0.5, "interpolate": 0.3, "equilibrium": 0.2},
+    }
+    settings = SampleConfig.from_dict(sample)
+    for mode in sample["modes"]:
+        for dataset in cfg["datasets"].values():
+            need = coverage.needs(settings, mode, dataset["frame_dt_ns"])
+            assert coverage.problems(trained, need) == ([], []), (mode, dataset)
+    assert "sampler" not in sample  # the measured defaults, not the old 8 steps
+
+
+def test_checkpoints_without_the_frame_conditioning_are_named_as_the_old_layout():
+    assert "older layout" in old_layout_hint(
+        ["frame_conditioning.given.0", "frame_conditioning.time.1.weight"]
+    )
+    assert old_layout_hint(["decoder.0.out.weight", "frame_conditioning.given.0"]) == ""

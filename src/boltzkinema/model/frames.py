@@ -94,3 +94,15 @@ class FrameConditioning(nn.Module):
             layer(features) + given * vector
             for layer, vector in zip(self.time, self.given, strict=True)
         ]
+
+
+def old_layout_hint(missing: list[str]) -> str:
+    """An explanation to append when a checkpoint lacks exactly the frame conditioning: it was
+    trained before given frames and frame times became inputs."""
+    if missing and all(f".{MODULE_NAME}." in f".{name}" for name in missing):
+        return (
+            f". These are all {MODULE_NAME}.* parameters (given-frame vector, frame-time "
+            "features): the checkpoint is of the older layout without them; retrain it with this "
+            "version"
+        )
+    return ""

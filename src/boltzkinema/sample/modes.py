@@ -14,7 +14,13 @@ import torch
 from safetensors.numpy import load_file
 from torch import nn
 
-from boltzkinema.data.dataset import SystemFeatures
+from boltzkinema.data.dataset import (
+    SystemFeatures,
+    random_rotation,
+    reference_positions,
+    reference_structure,
+    reference_system,
+)
 from boltzkinema.data.features import atom_features
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.io.chemistry import MolType
@@ -39,15 +45,22 @@ def load_system(
     system_id: str,
     trunk_path: str,
     system_features: SystemFeatures | None = None,
+    reference_seed: int = 0,
 ) -> SystemInputs:
     """Topology, all frames and trunk embeddings of a manifest row (and the architecture's
-    ``system_features``)."""
+    ``system_features``).
+
+    The reference-position feature is built as in training: the system's reference structure,
+    centred on itself and turned by a rotation of its own (drawn from ``reference_seed``), not
+    the frame the samples start from. Per-system features come from that reference too.
+    """
     root = Path(results_root)
     with ShardReader(root / shard) as reader:
         system = reader.load(system_id)
     trunk = load_file(str(root / trunk_path))
-    ref = system.coords[0].astype(np.float64)
-    ref = ref - ref.mean(axis=0)
+    reference = reference_structure(system)
+    rotation = random_rotation(np.random.default_rng([reference_seed, 1]))
+    ref = reference_positions(reference, rotation)
     feats = atom_features(system.elements, system.mol_type, system.atom_names, ref)
     features = {
         "atom_features": torch.from_numpy(feats),
@@ -57,7 +70,7 @@ def load_system(
         "z_trunk": torch.from_numpy(trunk["z_trunk"].astype(np.float32)),
     }
     if system_features is not None:
-        extra = system_features(system, root / trunk_path)
+        extra = system_features(reference_system(system, reference), root / trunk_path)
         features.update({k: torch.from_numpy(v) for k, v in extra.items()})
     return SystemInputs(system, features)
 
@@ -116,7 +129,8 @@ def forecast(
     """Autoregressive windows: each conditions on the last frames so far and generates the next.
 
     ``history`` (H, M, 3) are the given leading frames; returns (S, H + n_frames, M, 3) and the
-    frame times. ``max_history`` bounds how many past frames a window sees (unbinding).
+    frame times. ``max_history`` bounds how many past frames a window sees (at most
+    ``window - 1``; training draws 1..``train.tasks.max_history``).
     """
     if window < 2:
         raise ValueError("window must hold at least one history and one new frame")
@@ -165,16 +179,27 @@ def hierarchical(
     cfg: SamplerConfig,
     generator: torch.Generator,
     n_samples: int = 1,
+    max_history: int | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Coarse forecast at ``coarse_dt_ns``, then fine frames at ``fine_dt_ns`` between anchors.
 
     Returns n_coarse · r + 1 frames (r = coarse/fine ratio) at times k · fine_dt_ns.
+    ``max_history`` bounds the coarse forecast's history as in :func:`forecast`.
     """
     ratio = round(coarse_dt_ns / fine_dt_ns)
     if ratio < 1 or abs(ratio * fine_dt_ns - coarse_dt_ns) > 1e-6 * coarse_dt_ns:
         raise ValueError("coarse_dt_ns must be a whole multiple of fine_dt_ns")
     coarse, _ = forecast(
-        model, inputs, start[None], n_coarse, coarse_dt_ns, window, cfg, generator, n_samples
+        model,
+        inputs,
+        start[None],
+        n_coarse,
+        coarse_dt_ns,
+        window,
+        cfg,
+        generator,
+        n_samples,
+        max_history,
     )
     pieces = [coarse[:, :1]]
     for i in range(n_coarse):

@@ -385,6 +385,18 @@ class Trainer:
                 self.save(row)
         return {"step": self.step, "best_val": self.best_val}
 
+    def coverage(self) -> dict[str, Any]:
+        """What training draws (``state.json`` → ``coverage``), so that sampling can refuse
+        windows, history lengths, spans or tasks the network never saw (``sample.coverage``)."""
+        tasks = self.segments.tasks
+        return {
+            "n_frames": self.segments.n_frames,
+            "max_history": min(tasks.max_history, max(1, self.segments.n_frames - 1)),
+            "dt_ns": list(self.train_ds.dt_range()),
+            "tasks": dict(tasks.probabilities),
+            "shared_sigma": tasks.shared_sigma,
+        }
+
     def save(self, row: dict[str, Any]) -> None:
         val = row["val_loss"] if np.isfinite(row["val_loss"]) else None
         state = {
@@ -396,6 +408,7 @@ class Trainer:
             "model_config": self.model_cfg.to_dict(),
             "lora_rank": self.cfg.lora_rank,
             "base": self.base,
+            "coverage": self.coverage(),
         }
         folder = ckpt.save_checkpoint(
             self.run_dir,
