@@ -15,7 +15,8 @@ from torch import nn
 
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
-from boltzkinema.sample import modes
+from boltzkinema.model.frames import old_layout_hint
+from boltzkinema.sample import coverage, modes
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_base, load_weights
@@ -67,7 +68,7 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
         raise BoltzKinemaError(
             f"{info['weights']} lacks {len(missing)} parameters (e.g. {missing[:3]}): the run "
             "saved trainable parameters only; set train.save: all, or sample from a checkpoint "
-            "with every weight"
+            f"with every weight{old_layout_hint(missing)}"
         )
     model.eval()
     return model
@@ -97,7 +98,7 @@ def sample_system(
             sampler,
             gen,
             cfg.n_samples,
-            cfg.max_history if mode == "unbinding" else None,
+            cfg.max_history,
         )
         if mode == "unbinding":
             extras["ligand_centre_distance"] = modes.ligand_centre_distance(
@@ -122,6 +123,7 @@ def sample_system(
             sampler,
             gen,
             cfg.n_samples,
+            cfg.max_history,
         )
     return traj.numpy(), np.asarray(times), extras
 
@@ -153,11 +155,13 @@ def run_sampling(
         system_id,
         row["trunk_path"],
         system_features(model.architecture),
+        cfg.seed,
     )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     inputs.features = {k: v.to(device) for k, v in inputs.features.items()}
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
+    coverage.check(checkpoint_json, cfg, mode, dt)
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
     paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)
     if extras:
