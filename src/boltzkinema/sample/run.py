@@ -77,7 +77,8 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
 def sample_system(
     model: nn.Module, inputs: modes.SystemInputs, mode: str, cfg: SampleConfig, dt_ns: float
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Coordinates (S, F, M, 3) in Å, times (F,) in ns and extras of one mode."""
+    """Coordinates (S, F, M, 3) in Å, times (F,) in ns and extras of one mode (``given``: (F,)
+    True for the conditioning frames copied from the reference)."""
     if mode not in MODES:
         raise BoltzKinemaError(f"unknown sampling mode {mode!r}; choose from {MODES}")
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -100,6 +101,7 @@ def sample_system(
             cfg.n_samples,
             cfg.max_history,
         )
+        extras["given"] = np.arange(traj.shape[1]) < len(history)
         if mode == "unbinding":
             extras["ligand_centre_distance"] = modes.ligand_centre_distance(
                 inputs.system, traj.numpy()
@@ -111,6 +113,7 @@ def sample_system(
         traj, times = modes.interpolate(
             model, inputs, frames[0], frames[end], end - 1, dt_ns, sampler, gen, cfg.n_samples
         )
+        extras["given"] = np.isin(np.arange(traj.shape[1]), [0, traj.shape[1] - 1])
     else:
         traj, times = modes.hierarchical(
             model,
@@ -125,6 +128,7 @@ def sample_system(
             cfg.n_samples,
             cfg.max_history,
         )
+        extras["given"] = np.arange(traj.shape[1]) < 1
     return traj.numpy(), np.asarray(times), extras
 
 
@@ -163,7 +167,8 @@ def run_sampling(
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coverage.check(checkpoint_json, cfg, mode, dt)
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)
-    paths = write_samples(inputs.system, coords, times, Path(out_dir), mode)
+    given = extras.pop("given", None)
+    paths = write_samples(inputs.system, coords, times, Path(out_dir), mode, given, start_frame=0)
     if extras:
         target = Path(out_dir) / f"{mode}_extras.npz"
         with open(tmp_path(target), "wb") as f:

@@ -1,6 +1,9 @@
 """Write generated trajectories as files that VMD, PyMOL and mdtraj open.
 
-``{mode}.npz`` holds ``coords`` (S, F, M, 3) in Å and ``times_ns`` (F,); beside it, per sample,
+``{mode}.npz`` holds ``coords`` (S, F, M, 3) in Å, ``times_ns`` (F,) relative to the start frame,
+``given`` (F,), True for the conditioning frames copied from the reference (evaluation scores only
+the others), and ``start_frame``, the reference frame index sampling started from; beside it, per
+sample,
 ``{mode}_s{k}.xtc`` and one topology ``{system}.{mode}.pdb`` with chains, residues, elements
 and CONECT records for ligand bonds.
 """
@@ -70,9 +73,21 @@ def _pdb_serials(lines: list[str]) -> list[int]:
 
 
 def write_samples(
-    system: ProcessedSystem, coords: np.ndarray, times_ns: np.ndarray, out_dir: Path, mode: str
+    system: ProcessedSystem,
+    coords: np.ndarray,
+    times_ns: np.ndarray,
+    out_dir: Path,
+    mode: str,
+    given: np.ndarray | None = None,
+    start_frame: int = 0,
 ) -> dict[str, Path]:
-    """npz (Å, ns), one xtc per sample and the topology PDB; all written atomically."""
+    """npz (Å, ns, the ``given`` frame mask and ``start_frame``), one xtc per sample and the
+    topology PDB; all written atomically. ``given`` defaults to no frame given."""
+    given = np.zeros(coords.shape[1], bool) if given is None else np.asarray(given, bool)
+    if given.shape != (coords.shape[1],):
+        raise ValueError(
+            f"given must have one entry per frame ({coords.shape[1]}), not {given.shape}"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     npz = out_dir / f"{mode}.npz"
     tmp = tmp_path(npz)
@@ -82,6 +97,8 @@ def write_samples(
             coords=coords.astype(np.float32),
             times_ns=np.asarray(times_ns, np.float64),
             system_id=np.array(system.system_id),
+            given=given,
+            start_frame=np.array(int(start_frame), np.int64),
         )
     os.replace(tmp, npz)
     pdb = out_dir / f"{system.system_id}.{mode}.pdb"
