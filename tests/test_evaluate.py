@@ -13,10 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from boltzkinema.evaluate.evaluate import static_baseline
 from boltzkinema.evaluate.run import (
     EvaluateConfig,
+    _replica,
     evaluate_samples,
+    generated_frames,
     record,
+    reference_frames,
     summarise,
     write_tables,
 )
@@ -65,7 +69,12 @@ def test_any_two_mdtraj_trajectories_can_be_compared(tmp_path):
     assert other["rmwd"] > 0.1 and 0 < other["torsion_jsd"] < 1
     for key in (
         "pairwise_rmsd_pred",
-        "pca_w2",
+        "pca_w2_ref",
+        "pca_w2_joint",
+        "rmwd_trans",
+        "rmwd_var",
+        "tica0_jsd",
+        "torsion_decorrelation_ns_ref_censored",
         "weak_contacts_jaccard",
         "bond_violations",
         "clashes_per_frame",
@@ -112,14 +121,21 @@ def test_sampling_job_writes_files_at_the_configured_spacing(example_results, ch
         cfg,
         tmp_path,
     )
-    times = np.load(paths["npz"])["times_ns"]
-    assert np.allclose(np.diff(times), 0.004)
+    data = np.load(paths["npz"])
+    assert np.allclose(np.diff(data["times_ns"]), 0.004)
+    assert data["given"].tolist() == [True, False, False]  # history 1, then 2 generated
+    assert int(data["start_frame"]) == 0
 
 
 def test_run_evaluation_has_baselines_and_per_split_tables(example_results, checkpoint, tmp_path):
     cfg = SampleConfig(n_frames=3, window=3, n_samples=2, sampler={"n_steps": 2})
     files = []
-    for sid in ("mdcath_example.villin_hp35_320K_r0", "misato_example.187L"):
+    sids = (
+        "mdcath_example.villin_hp35_320K_r0",
+        "misato_example.187L",
+        "atlas_example.villin_hp35_R1",
+    )
+    for sid in sids:
         files.append(
             run_sampling(
                 checkpoint,
@@ -139,8 +155,18 @@ def test_run_evaluation_has_baselines_and_per_split_tables(example_results, chec
         tmp_path / "eval",
     )
     methods = table.groupby("system_id")["method"].apply(set).to_dict()
-    assert methods["mdcath_example.villin_hp35_320K_r0"] == {"model", "noise", "replica"}
-    assert methods["misato_example.187L"] == {"model", "noise"}
+    # villin's other mdCATH run is at 348 K: not a replica of the 320 K one; ATLAS R2 is.
+    assert methods["mdcath_example.villin_hp35_320K_r0"] == {"model", "noise", "static"}
+    assert methods["misato_example.187L"] == {"model", "noise", "static"}
+    assert methods["atlas_example.villin_hp35_R1"] == {"model", "noise", "static", "replica"}
+    rep = table[table["method"] == "replica"].iloc[0]
+    assert rep["replica_of"] == "atlas_example.villin_hp35_R2"
+    # Only the 3 generated frames of each of 2 samples; the reference over the same 3 frames.
+    model = table[table["method"] != "replica"]
+    assert (model["n_frames_pred"] == 6).all() and (table["n_frames_ref"] == 3).all()
+    assert (table["span_ns_pred"] == table["span_ns_ref"]).all()
+    assert np.allclose(table["dt_ns_pred"], table["dt_ns_ref"])
+    assert rep["n_frames_pred"] == 3
     assert "ligand_rmsd" in table.columns
     assert any((tmp_path / "eval" / "figures").glob("misato_example.187L.forecast.ligand.png"))
     paths = write_tables(table, tmp_path / "eval")
@@ -149,6 +175,91 @@ def test_run_evaluation_has_baselines_and_per_split_tables(example_results, chec
     assert sorted(p.name for p in (tmp_path / "eval").glob("split_*.parquet"))
     med = summarise(table[table["method"] == "model"])
     assert len(med) == table[table["method"] == "model"].groupby(["split", "ood"]).ngroups
+
+
+VILLIN = "mdcath_example.villin_hp35_320K_r0"
+
+
+def _write_npz(path: Path, coords: np.ndarray, times: np.ndarray, **extra: np.ndarray) -> Path:
+    np.savez(
+        path, coords=coords.astype(np.float32), times_ns=times, system_id=np.array(VILLIN), **extra
+    )
+    return path
+
+
+def test_evaluation_never_scores_given_frames(example_results, tmp_path, caplog):
+    from boltzkinema.data.store import ShardReader
+
+    table = pd.read_parquet(example_results / "manifest.parquet").set_index("system_id")
+    with ShardReader(example_results / table.loc[VILLIN, "shard"]) as reader:
+        ref = reader.load(VILLIN).coords.astype(np.float64)
+    dt = float(table.loc[VILLIN, "frame_dt_ns"])
+    # A "perfect model": two samples copying reference frames 1-6 after one given frame that is
+    # wildly wrong (the start structure blown up 50-fold).
+    coords = np.stack([ref[:7], ref[:7]])
+    coords[:, 0] = ref[0] * 50.0
+    times = np.arange(7) * dt
+    given = np.arange(7) < 1
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    new = _write_npz(
+        tmp_path / "new" / "forecast.npz", coords, times, given=given, start_frame=np.array(0)
+    )
+    gen = generated_frames(new)
+    assert gen.coords.shape[:2] == (2, 6) and gen.n_given == 1
+    assert np.allclose(gen.coords, ref[1:7], atol=1e-3)
+    cfg = EvaluateConfig()
+    rows = evaluate_samples(
+        [new], example_results / "manifest.parquet", example_results, cfg, tmp_path / "e"
+    )
+    rows = rows.set_index("method")
+    m = rows.loc["model"]
+    assert m["n_frames_pred"] == 12 and m["n_frames_ref"] == 6 and m["n_given"] == 1
+    assert m["span_ns_pred"] == pytest.approx(5 * dt) and m["span_ns_ref"] == pytest.approx(5 * dt)
+    assert m["rmwd"] == pytest.approx(0.0, abs=1e-2)
+    assert m["pca_w2_ref"] == pytest.approx(0.0, abs=1e-2)
+    assert m["torsion_jsd"] == pytest.approx(0.0, abs=1e-9)
+    assert m["clashes_per_frame"] == 0 and m["rmsf_r_all"] > 0.999
+    # The static baseline is the start frame repeated, as many frames as the model's.
+    s = rows.loc["static"]
+    assert s["n_frames_pred"] == 12 and s["rmsf_pred_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert s["rmwd"] > m["rmwd"] + 0.01 and rows.loc["noise"]["rmwd"] > m["rmwd"] + 0.01
+    frozen = static_baseline(ref[0], (2, 6))
+    assert frozen.shape == (2, 6, *ref.shape[1:]) and (frozen == ref[0]).all()
+    assert "replica" not in rows.index  # the 348 K run is no replica of the 320 K one
+    # Without the mask (an older file) every frame counts, and the wild frame shows.
+    old = _write_npz(tmp_path / "old" / "forecast.npz", coords, times)
+    with caplog.at_level("WARNING"):
+        rows = evaluate_samples(
+            [old], example_results / "manifest.parquet", example_results, cfg, tmp_path / "e2"
+        )
+    assert "no 'given' frames mask" in caplog.text
+    assert rows.set_index("method").loc["model", "rmwd"] > 10.0
+
+
+def test_reference_is_cut_to_the_generated_span_and_spacing():
+    idx, note = reference_frames(np.array([0.003, 0.006, 0.009]), 10, 0.001, 100)
+    assert idx.tolist() == [13, 16, 19] and note == ""
+    idx, note = reference_frames(np.array([0.003, 0.006, 0.009]), 10, 0.001, 18)
+    assert idx.tolist() == [13, 16] and "2 of 3 reference frames" in note
+    idx, note = reference_frames(np.array([0.0015, 0.003, 0.0045]), 0, 0.001, 100)
+    assert idx.tolist() == [2, 3, 4] and "not a multiple" in note
+
+
+def test_a_replica_is_the_same_system_under_the_same_conditions():
+    table = pd.DataFrame(
+        {
+            "topology_hash": ["h", "h", "h", "h", "h", "g"],
+            "dataset": ["md", "md", "md", "other", "atlas", "md"],
+            "temperature_k": pd.array([320.0, 348.0, 320.0, 320.0, None, 320.0], "Float64"),
+        },
+        index=["a320", "a348", "b320", "c320", "atlas1", "g320"],
+    )
+    table.loc["atlas2"] = ["h", "atlas", pd.NA]
+    assert _replica(table, table.loc["a320"]) == "b320"  # not a348, c320 (dataset), g320
+    assert _replica(table, table.loc["a348"]) is None  # refused across temperatures
+    assert _replica(table, table.loc["atlas1"]) == "atlas2"  # both temperatures unknown
+    assert _replica(table.drop(index="b320"), table.loc["a320"]) is None
 
 
 def _append(args: tuple[str, int]) -> None:

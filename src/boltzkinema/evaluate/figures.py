@@ -18,7 +18,13 @@ from boltzkinema.evaluate.evaluate import backbone_torsions
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.util import tmp_path
 
-COLOURS = {"reference": "black", "model": "tab:blue", "noise": "tab:grey", "replica": "tab:green"}
+COLOURS = {
+    "reference": "black",
+    "model": "tab:blue",
+    "noise": "tab:grey",
+    "static": "tab:orange",
+    "replica": "tab:green",
+}
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -32,23 +38,32 @@ def _save(fig: plt.Figure, path: Path) -> None:
 def system_figures(
     system: ProcessedSystem,
     ref: np.ndarray,
+    structure: np.ndarray,
     ensembles: dict[str, np.ndarray],
     times: np.ndarray,
     out_dir: Path,
     mode: str,
 ) -> list[Path]:
-    """All figures of one system and mode; returns their paths."""
+    """All figures of one system and mode; returns their paths.
+
+    ``ref`` holds the reference frames scored, ``structure`` the start structure everything is
+    superposed on, ``ensembles`` (S, F, M, 3) the generated frames (at ``times``) per method.
+    """
     sid = system.system_id
     ca = system.atom_names == "CA"
     if ca.sum() < 3:
         ca = np.ones(system.n_atoms, bool)
+    trajs = {
+        k: np.asarray(v) if np.ndim(v) == 4 else np.asarray(v)[None] for k, v in ensembles.items()
+    }
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in trajs.items()}
     paths = []
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    r = mt.aligned(ref, ref)[1].cpu().numpy()
+    r = mt.aligned(ref, ref, structure=structure)[1].cpu().numpy()
     ax.plot(mt.rmsf(r[:, ca]), color=COLOURS["reference"], label="reference MD")
-    for name, ens in ensembles.items():
-        p = mt.aligned(ens, ref)[0].cpu().numpy()
+    aligned = {k: mt.aligned(v, ref, structure=structure)[0].cpu().numpy() for k, v in flat.items()}
+    for name, p in aligned.items():
         ax.plot(mt.rmsf(p[:, ca]), color=COLOURS.get(name), label=name, alpha=0.8)
     ax.set_xlabel("residue (Cα)")
     ax.set_ylabel("RMSF (Å)")
@@ -63,8 +78,7 @@ def system_figures(
     _, _, vt = np.linalg.svd(rr - mean, full_matrices=False)
     pr = (rr - mean) @ vt[:2].T
     ax.scatter(pr[:, 0], pr[:, 1], s=6, color=COLOURS["reference"], label="reference MD")
-    for name, ens in ensembles.items():
-        p = mt.aligned(ens, ref)[0].cpu().numpy()
+    for name, p in aligned.items():
         pp = (p[:, ca].reshape(len(p), -1) - mean) @ vt[:2].T
         ax.scatter(pp[:, 0], pp[:, 1], s=6, color=COLOURS.get(name), label=name, alpha=0.6)
     ax.set_xlabel("PC1 (Å)")
@@ -85,7 +99,7 @@ def system_figures(
             color=COLOURS["reference"],
             label="reference MD",
         )
-        for name, ens in ensembles.items():
+        for name, ens in flat.items():
             ax.hist(
                 mt.dihedrals(ens, quads).cpu().numpy().ravel(),
                 bins,
@@ -100,24 +114,23 @@ def system_figures(
         _save(fig, paths[-1])
 
     lig = system.mol_type == int(MolType.LIGAND)
-    if lig.any() and "model" in ensembles:
+    if lig.any() and "model" in trajs and len(times):
         fig, ax = plt.subplots(figsize=(5, 3))
-        p, r = (t.cpu().numpy() for t in mt.aligned(ensembles["model"], ref, ~lig))
-        per_sample = p.reshape(-1, len(times), *p.shape[1:]) if len(p) % len(times) == 0 else None
-        if per_sample is not None:
-            for k, traj in enumerate(per_sample):
-                c = traj[:, lig].mean(1)
-                ax.plot(
-                    times,
-                    np.linalg.norm(c - r[0, lig].mean(0), axis=-1),
-                    color="tab:blue",
-                    alpha=0.7,
-                    label="model" if k == 0 else None,
-                )
-        c_ref = r[:, lig].mean(1)
+        centre0 = np.asarray(structure)[lig].mean(0)
+        for k, traj in enumerate(trajs["model"]):
+            p = mt.aligned(traj, ref, ~lig, structure)[0].cpu().numpy()
+            ax.plot(
+                times,
+                np.linalg.norm(p[:, lig].mean(1) - centre0, axis=-1),
+                color="tab:blue",
+                alpha=0.7,
+                label="model" if k == 0 else None,
+            )
+        r_lig = mt.aligned(ref, ref, ~lig, structure)[1].cpu().numpy()
+        t_ref = times if len(r_lig) == len(times) else np.linspace(times[0], times[-1], len(r_lig))
         ax.plot(
-            np.arange(len(r)) * (times[1] - times[0] if len(times) > 1 else 1.0),
-            np.linalg.norm(c_ref - c_ref[0], axis=-1),
+            t_ref,
+            np.linalg.norm(r_lig[:, lig].mean(1) - centre0, axis=-1),
             color="black",
             label="reference MD",
         )

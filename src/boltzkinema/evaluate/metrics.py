@@ -114,9 +114,8 @@ def pairwise_rmsd(x: ArrayLike, max_frames: int = 500, include_self: bool = True
     total = 0.0
     for start in range(0, len(flat), CHUNK):
         total += float(torch.cdist(flat[start : start + CHUNK], flat).sum())
-    total /= np.sqrt(n_atoms)
     f = len(flat)
-    return total / (f * f if include_self else f * (f - 1))
+    return float(total / np.sqrt(n_atoms) / (f * f if include_self else f * (f - 1)))
 
 
 def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:

@@ -11,19 +11,37 @@ import pandas as pd
 from boltzkinema.util import atomic_write_text
 
 KEY_METRICS = [
+    "n_frames_pred",
+    "n_frames_ref",
+    "span_ns_pred",
+    "span_ns_ref",
+    "dt_ns_pred",
+    "dt_ns_ref",
     "rmsf_r_all",
     "rmsf_r_ca",
     "rmsf_mae",
     "pairwise_rmsd_pred",
     "pairwise_rmsd_ref",
     "rmwd",
-    "pca_w2",
+    "rmwd_trans",
+    "rmwd_var",
+    "pca_w2_ref",
+    "pca_w2_joint",
     "weak_contacts_jaccard",
     "transient_contacts_jaccard",
     "torsion_jsd",
+    "chi1_jsd",
+    "tica0_jsd",
+    "msm_state_jsd",
+    "torsion_decorrelation_ns_pred",
+    "torsion_decorrelation_ns_ref",
+    "its_slowest_ns_pred",
+    "its_slowest_ns_ref",
     "bond_violations",
     "clashes_per_frame",
     "ligand_rmsd",
+    "unbound_fraction",
+    "ref_note",
 ]
 
 
@@ -53,9 +71,14 @@ def write_report(
         "font-size:12px} .metrics td,.metrics th{padding:2px 6px;border-bottom:1px solid #ddd}"
         " img{max-width:48%;margin:4px}</style></head><body>",
         f"<h1>Run {html.escape(run)}</h1>",
-        "<p>Generated ensembles against reference MD (heavy atoms, superposed on the reference "
-        "frame), next to the noise baseline (start frame plus per-atom Gaussian noise with the "
-        "reference RMSF) and a second MD replica where one exists. Medians per split.</p>",
+        "<p>Generated frames only (never the given conditioning frames) against reference MD "
+        "over the same time span at the same spacing (heavy atoms, superposed on the start "
+        "structure), next to the baselines: <code>noise</code> (start structure plus per-atom "
+        "Gaussian noise with the reference RMSF), <code>static</code> (the start structure "
+        "repeated) and <code>replica</code> (another MD run of the system under the same "
+        "conditions, only where one exists). A model must beat noise and static. Decorrelation "
+        "times that the trajectories are too short to see are censored (–). Medians per "
+        "split.</p>",
         "<h2>Summary (medians per split)</h2>",
         _table(summary),
         "<h2>Per system</h2>",
