@@ -262,6 +262,27 @@ def test_a_replica_is_the_same_system_under_the_same_conditions():
     assert _replica(table.drop(index="b320"), table.loc["a320"]) is None
 
 
+def test_summary_medians_of_censored_times_are_not_the_observed_ones():
+    rows = pd.DataFrame(
+        {
+            "split": ["test"] * 3,
+            "ood": [False] * 3,
+            "mode": ["forecast"] * 3,
+            "method": ["model"] * 3,
+            "system_id": ["a", "b", "c"],
+            "decorrelation_ns_pred": [1.0, np.nan, np.nan],
+            "decorrelation_ns_pred_censored": [False, True, True],
+            "rmwd": [1.0, 2.0, 6.0],
+        }
+    )
+    med = summarise(rows).iloc[0]
+    assert np.isnan(med["decorrelation_ns_pred"]) and bool(med["decorrelation_ns_pred_censored"])
+    assert med["rmwd"] == 2.0 and med["n"] == 3
+    rows.loc[1, ["decorrelation_ns_pred", "decorrelation_ns_pred_censored"]] = [3.0, False]
+    med = summarise(rows).iloc[0]
+    assert med["decorrelation_ns_pred"] == 3.0 and not med["decorrelation_ns_pred_censored"]
+
+
 def _append(args: tuple[str, int]) -> None:
     db, worker = args
     for i in range(10):
