@@ -101,7 +101,8 @@ def test_samples_metrics_and_report_are_written(workdir):
             assert (run / "samples" / system / f"{system}.{mode}.pdb").exists()
             assert (run / "samples" / system / f"{mode}_s1.xtc").exists()
     summary = pd.read_parquet(run / "eval" / "summary.parquet")
-    assert {"model", "noise", "replica"} <= set(summary["method"])
+    # villin's other mdCATH run is at 348 K, no replica of the 320 K one: no replica rows here.
+    assert set(summary["method"]) == {"model", "noise", "static"}
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "Summary" in html
 
