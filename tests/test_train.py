@@ -262,6 +262,28 @@ def test_loading_reports_keys_strips_prefixes_and_refuses_bad_shapes(
         ckpt.load_weights(tr.model, tmp_path / "bad.safetensors")
 
 
+def test_checkpoints_record_coverage_and_the_old_layout_is_named(example_results, tmp_path):
+    """state.json says what training drew (sampling checks it); a checkpoint without the frame
+    conditioning (trained before it existed) is refused by name when sampling loads it."""
+    from boltzkinema.sample.run import load_model
+
+    run = tmp_path / "run"
+    trainer(example_results, run, steps=2, save="all").run()
+    info = ckpt.resolve_checkpoint(run, "latest")
+    state = json.loads((Path(info["path"]) / "state.json").read_text())
+    assert state["coverage"]["n_frames"] == 3 and state["coverage"]["max_history"] == 2
+    assert state["coverage"]["dt_ns"] == [0.001, 0.001]  # the training systems' own spacing
+    ckpt.write_resolved(info, run / "checkpoint.json")
+    load_model(run / "checkpoint.json")
+    weights = load_file(info["weights"])
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("frame_conditioning.")},
+        info["weights"],
+    )
+    with pytest.raises(loop.BoltzKinemaError, match="older layout"):
+        load_model(run / "checkpoint.json")
+
+
 def test_resolve_by_policy_and_refuse_placeholders(example_results, tmp_path):
     run = tmp_path / "run"
     trainer(example_results, run, steps=4).run()
