@@ -80,6 +80,11 @@ PEPTIDE_BATCHES: tuple[PeptideBatch, ...] = (
         3000,
         seed=2,
     ),
+    # Second replicas of the peptides the benchmark holds out, so that they have a replica
+    # baseline (another trajectory under the same conditions).
+    PeptideBatch(
+        "replicas", (PeptideRun("phe2_R2", "F", 301), PeptideRun("asn2_R2", "N", 302)), 3000, seed=3
+    ),
 )
 
 
