@@ -190,3 +190,12 @@ def test_given_frames_are_marked_by_their_own_vector_not_by_a_noise_level():
     moved = net(batch, x, torch.tensor([[0.0, 4.0]]))[:, 1]
     assert (moved - given).abs().max() > 1e-4
     assert torch.equal(net(batch, x, torch.tensor([[1.0, 4.0]]))[:, 1], at_one)
+
+
+def test_a_system_of_one_window_attends_as_the_windowed_path_does():
+    torch.manual_seed(0)
+    attn = WindowedAtomAttention(32, 4)
+    hn = torch.randn(3, 20, 32)
+    mask = torch.ones(3, 20, dtype=torch.bool)
+    mask[1, 15:] = False
+    assert torch.allclose(attn._one_window(hn, mask), attn._windows(hn, mask), atol=1e-6)

@@ -157,6 +157,7 @@ class TrajectoryDataset:
         self._features: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self.cached_systems = cached_systems
         self._reference_is_frame0: dict[str, bool] = {}
+        self._topologies: OrderedDict[str, ProcessedSystem] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -174,6 +175,16 @@ class TrajectoryDataset:
             a, b = self.cfg.dt_ns.get(dataset, (float(frame_dt), float(frame_dt)))
             lo, hi = min(lo, a, float(frame_dt)), max(hi, b, float(frame_dt))
         return float(lo), float(hi)
+
+    def _topology(self, reader: ShardReader, sid: str) -> ProcessedSystem:
+        """The system with its first frame only (topology, reference), kept for the
+        ``cached_systems`` most recently drawn: reading it is most of an item's cost."""
+        if sid not in self._topologies:
+            self._topologies[sid] = reader.load(sid, frames=[0])
+            while len(self._topologies) > self.cached_systems:
+                self._topologies.popitem(last=False)
+        self._topologies.move_to_end(sid)
+        return self._topologies[sid]
 
     def _starts_after_frame0(self, reader: ShardReader, sid: str, ref: np.ndarray) -> bool:
         """Whether the system's reference is its frame 0 (then windows must not hold frame 0)."""
@@ -205,7 +216,7 @@ class TrajectoryDataset:
         n_total = reader.n_frames(sid)
         task = draw_task(self.cfg.tasks, rng)
         length = window_length(task, self.cfg.n_frames, rng)
-        system = reader.load(sid, frames=[0])
+        system = self._topology(reader, sid)
         ref = reference_structure(system)
         first = int(n_total > 1 and self._starts_after_frame0(reader, sid, ref))
         frames = first + self._frames(

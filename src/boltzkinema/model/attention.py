@@ -102,13 +102,30 @@ class WindowedAtomAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
         """x (B, M, C); atom_mask (B, M) bool."""
-        b, m, c = x.shape
+        hn = self.norm(x)
+        out = self._one_window(hn, atom_mask) if x.shape[1] <= WINDOW_QUERIES else None
+        return x + self.out(self._windows(hn, atom_mask) if out is None else out)
+
+    def _one_window(self, hn: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
+        """At most 32 atoms sit in one window whose keys are all atoms: plain masked attention
+        (the same keys as the windowed path, without padding 32 queries to 128 keys)."""
+        b, m, c = hn.shape
+        h, d = self.heads, c // self.heads
+        q = self.q(hn).view(b, m, h, d).transpose(1, 2)
+        k, v = self.kv(hn).view(b, m, 2, h, d).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=atom_mask[:, None, None, :], scale=1.0 / math.sqrt(d)
+        )
+        return out.transpose(1, 2).reshape(b, m, c)
+
+    def _windows(self, hn: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
+        """Blocks of 32 queries, each attending to the 128 atoms around it."""
+        b, m, c = hn.shape
         h, d = self.heads, c // self.heads
         wq, wk = WINDOW_QUERIES, WINDOW_KEYS
         mp = -(-m // wq) * wq
         n_win = mp // wq
         side = (wk - wq) // 2
-        hn = self.norm(x)
         q = F.pad(self.q(hn), (0, 0, 0, mp - m)).view(b, n_win, wq, h, d).transpose(2, 3)
         kv = F.pad(self.kv(hn), (0, 0, side, side + mp - m))
         kv = kv.unfold(1, wk, wq)  # (B, n_win, 2C, wk)
@@ -121,8 +138,7 @@ class WindowedAtomAttention(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask[:, :, None, None, :], scale=1.0 / math.sqrt(d)
         )
-        out = out.transpose(2, 3).reshape(b, mp, c)[:, :m]
-        return x + self.out(out)
+        return out.transpose(2, 3).reshape(b, mp, c)[:, :m]
 
 
 class PairBiasAttention(nn.Module):
