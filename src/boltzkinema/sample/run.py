@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
 from boltzkinema.model.frames import old_layout_hint
@@ -74,6 +75,23 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
     return model
 
 
+def reference_at(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
+    """The system's frames at the sampling spacing: every k-th frame, k = dt / frame spacing.
+
+    Given frames (forecast history, interpolation ends) come from these, so that they are as far
+    apart as the frames the model generates after them.
+    """
+    frame_dt = float(system.attrs.get("frame_dt_ns") or dt_ns)
+    stride = max(1, round(dt_ns / frame_dt))
+    if abs(stride * frame_dt - dt_ns) > 0.01 * dt_ns:
+        log.warning(
+            "%s: sampling spacing %g ns is no whole multiple of the data's %g ns; given frames "
+            "are %g ns apart",
+            system.system_id, dt_ns, frame_dt, stride * frame_dt,
+        )  # fmt: skip
+    return system.coords[::stride]
+
+
 def sample_system(
     model: nn.Module, inputs: modes.SystemInputs, mode: str, cfg: SampleConfig, dt_ns: float
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -83,7 +101,7 @@ def sample_system(
         raise BoltzKinemaError(f"unknown sampling mode {mode!r}; choose from {MODES}")
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = SamplerConfig(**cfg.sampler)
-    frames = torch.from_numpy(inputs.system.coords.astype(np.float32))
+    frames = torch.from_numpy(reference_at(inputs.system, dt_ns).astype(np.float32))
     extras: dict[str, np.ndarray] = {}
     if mode in ("forecast", "unbinding"):
         if mode == "unbinding" and not model.cfg.causal:
