@@ -1,0 +1,317 @@
+"""The learning benchmark: does the emulator learn peptide dynamics from MD made on this machine?
+
+Runs the workflow on ``config/peptides.yaml`` (preprocess → trunk → manifest → train → sample →
+evaluate → report, real Snakemake, this machine's CPU), then compares on held-out data:
+
+- alanine dipeptide: the model's forecast from a frame of held-out replica R5, against the held-out
+  replicas R5 + R6 pooled; the yardstick is MD itself (the training replicas R1–R4 pooled, against
+  the same reference), beside the ``static`` (start frame repeated) and ``noise`` baselines;
+- the held-out peptides (out of distribution): the forecast from the start of R1 against R1, with
+  R2 as the replica level.
+
+Every ensemble is compared at the generated frame spacing (the MD strided to it). Prints the
+tables and the targets of issue 12, writes ``table.md`` / ``table.json`` and figures (Ramachandran
+maps, basin populations over time) under ``{results}/learning/`` and into the run's report, and
+times OpenMM on the same peptide for generated-ns-per-second. Run::
+
+    .venv/bin/python benchmarks/learning.py            # the whole workflow, then the tables
+    .venv/bin/python benchmarks/learning.py --no-run   # tables from an existing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from boltzkinema.data.store import ProcessedSystem, ShardReader
+from boltzkinema.evaluate import ramachandran as rama
+from boltzkinema.evaluate.evaluate import noise_baseline
+from boltzkinema.evaluate.pooled import Ensemble, ensemble_row, phi_psi
+
+REPO = Path(__file__).resolve().parents[1]
+ALA = "peptides.ala2"
+
+
+def run_workflow(config: Path, cores: int) -> float:
+    """Snakemake on ``config`` to the end (report included); wall seconds."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "snakemake",
+            "--cores",
+            str(cores),
+            "--configfile",
+            str(config),
+            "--rerun-triggers",
+            "mtime",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def load(root: Path, row: pd.Series) -> ProcessedSystem:
+    with ShardReader(root / row["shard"]) as reader:
+        return reader.load(row.name)
+
+
+def generated(npz: Path) -> tuple[list[np.ndarray], float]:
+    """The generated frames only (given frames dropped), per sample, and their spacing."""
+    data = np.load(npz)
+    coords = data["coords"].astype(np.float64)
+    given = data["given"] if "given" in data else np.zeros(coords.shape[1], bool)
+    times = data["times_ns"]
+    return [c[~given] for c in coords], float(np.median(np.diff(times)))
+
+
+def strided(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
+    """A system's frames at ``dt_ns`` spacing (the MD strided to the generated spacing)."""
+    step = max(1, round(dt_ns / float(system.attrs["frame_dt_ns"])))
+    return system.coords[::step].astype(np.float64)
+
+
+def compare(
+    methods: dict[str, Ensemble], ref: Ensemble, system: ProcessedSystem, start: np.ndarray
+) -> pd.DataFrame:
+    lag = max(1, round(0.1 / ref.dt_ns))  # 100 ps
+    rows = {name: ensemble_row(ens, ref, system, start, lag) for name, ens in methods.items()}
+    rows["reference"] = ensemble_row(ref, ref, system, start, lag)
+    return pd.DataFrame(rows).T
+
+
+def ala2_targets(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
+    """Issue 12's targets on held-out alanine dipeptide: (target, met, numbers)."""
+    m, y, r = table.loc["model"], table.loc["md_yardstick"], table.loc["reference"]
+    out = []
+    for angle in ("phi", "psi"):
+        k = f"{angle}_jsd"
+        out.append(
+            (f"{angle} JSD <= 1.5x yardstick", m[k] <= 1.5 * y[k], f"{m[k]:.3f} vs {y[k]:.3f}")
+        )
+    for state in rama.STATES:
+        k = f"pop_{state}"
+        tol = max(0.05, abs(y[k] - r[k]))
+        out.append(
+            (
+                f"{state} population within {tol:.2f}",
+                abs(m[k] - r[k]) <= tol,
+                f"{m[k]:.3f} vs {r[k]:.3f} (yardstick {y[k]:.3f})",
+            )
+        )
+    for k, factor in (("alpha_beta_per_ns", 1.5), ("tica_slowest_ns", 2.0)):
+        ratio = m[k] / r[k] if r[k] > 0 else float("nan")
+        ok = bool(np.isfinite(ratio) and 1 / factor <= ratio <= factor)
+        out.append((f"{k} within x{factor:g}", ok, f"{m[k]:.3g} vs {r[k]:.3g}"))
+    out.append(("0 clashes", m["clashes_per_frame"] == 0, f"{m['clashes_per_frame']:.3g}/frame"))
+    # MD's own bonds vibrate (and xtc rounds to 0.01 Å): about 0.035 Å from the reference
+    # lengths, so the bar is 0.02 Å or the yardstick's own RMSE where that is larger.
+    bar = max(0.02, y["bond_rmse"])
+    out.append((f"bond RMSE <= {bar:.3f} A", m["bond_rmse"] <= bar, f"{m['bond_rmse']:.4f} A"))
+    out.append(("0 chirality flips", m["chirality_flips"] == 0, f"{m['chirality_flips']:.3g}"))
+    return out
+
+
+def ood_targets(name: str, table: pd.DataFrame) -> list[tuple[str, bool, str]]:
+    """Held-out peptides: JSD <= 3x the replica's, and better than static and noise."""
+    m, rep = table.loc["model"], table.loc["replica"]
+    out = []
+    for k in ("phi_jsd", "psi_jsd"):
+        out.append((f"{name} {k} <= 3x replica", m[k] <= 3 * rep[k], f"{m[k]:.3f} vs {rep[k]:.3f}"))
+        for base in ("static", "noise"):
+            b = table.loc[base, k]
+            out.append((f"{name} {k} better than {base}", m[k] < b, f"{m[k]:.3f} vs {b:.3f}"))
+    return out
+
+
+def ramachandran_figure(
+    angles: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(angles), figsize=(3.2 * len(angles), 3.2), squeeze=False)
+    for ax, (name, (phi, psi)) in zip(axes[0], angles.items(), strict=True):
+        ax.hist2d(np.degrees(phi), np.degrees(psi), bins=60, range=[[-180, 180], [-180, 180]],
+                  cmap="viridis", cmin=1)  # fmt: skip
+        ax.set_title(f"{name} ({len(phi)} frames)", fontsize=9)
+        ax.set_xlabel("φ (°)")
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-180, 180)
+    axes[0][0].set_ylabel("ψ (°)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def populations_figure(
+    angles: dict[str, list[tuple[np.ndarray, np.ndarray]]], dt_ns: float, path: Path
+) -> None:
+    """Running basin populations along the first trajectory of each method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rama.STATES), figsize=(4 * len(rama.STATES), 3), squeeze=False)
+    for name, trajs in angles.items():
+        phi, psi = trajs[0]
+        states = rama.basin(phi, psi)
+        t = np.arange(1, len(states) + 1)
+        for i, (ax, state) in enumerate(zip(axes[0], rama.STATES, strict=True)):
+            ax.plot(t * dt_ns, np.cumsum(states == i) / t, label=name)
+            ax.set_title(f"{state} population (running)", fontsize=9)
+            ax.set_xlabel("time (ns)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def openmm_ns_per_s(steps: int = 5000) -> float:
+    """OpenMM's ns per wall second on one alanine dipeptide (the benchmark's own set-up)."""
+    import openmm
+    from openmm import unit
+
+    from boltzkinema.peptides import PEPTIDE_BATCHES, PeptideBatch, build_batch
+
+    batch = PeptideBatch("speed", PEPTIDE_BATCHES[0].runs[:1], 1, seed=0)
+    _, system, positions, _ = build_batch(batch)
+    integ = openmm.LangevinMiddleIntegrator(
+        300 * unit.kelvin, 1 / unit.picosecond, 4 * unit.femtoseconds
+    )
+    ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    ctx.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(ctx, maxIterations=100)
+    integ.step(100)
+    t0 = time.perf_counter()
+    integ.step(steps)
+    ctx.getState(getPositions=True)
+    return steps * 4e-6 / (time.perf_counter() - t0)
+
+
+def sample_seconds(results: Path, sid: str) -> float:
+    """Wall seconds of the sample job of ``sid`` (Snakemake's benchmark file)."""
+    files = sorted((results / "benchmarks").rglob(f"*{sid}*forecast*.tsv"))
+    if not files:
+        return float("nan")
+    return float(pd.read_csv(files[0], sep="\t")["s"].iloc[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(REPO / "config" / "peptides.yaml"))
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--no-run", action="store_true", help="analyse an existing run")
+    a = p.parse_args()
+    cfg = yaml.safe_load(Path(a.config).read_text())
+    results = REPO / cfg["results"]
+    wall = float("nan") if a.no_run else run_workflow(Path(a.config), a.cores)
+    run_dir = results / "runs" / cfg["train"]["run"]
+    out = results / "learning"
+    figures = run_dir / "eval" / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.read_parquet(results / "manifest.parquet").set_index("system_id")
+    rng = np.random.default_rng(0)
+    report: dict = {"workflow_seconds": wall, "tables": {}, "targets": []}
+
+    # Alanine dipeptide: held-out replicas pooled against the model, the yardstick, baselines.
+    sid = f"{ALA}_R5"
+    gen, dt = generated(run_dir / "samples" / sid / "forecast.npz")
+    systems = {k: load(results, table.loc[f"{ALA}_R{k}"]) for k in range(1, 7)}
+    system = systems[5]
+    ref = Ensemble([strided(systems[k], dt) for k in (5, 6)], dt)
+    start = systems[5].coords[0].astype(np.float64)
+    n = sum(len(g) for g in gen)
+    methods = {
+        "model": Ensemble(gen, dt),
+        "md_yardstick": Ensemble([strided(systems[k], dt) for k in (1, 2, 3, 4)], dt),
+        "static": Ensemble([np.repeat(start[None], n, 0)], dt),
+        "noise": Ensemble([noise_baseline(systems[5].coords, n, rng)], dt),
+    }
+    ala = compare(methods, ref, system, start)
+    report["tables"]["ala2"] = ala.to_dict("index")
+    report["targets"] += ala2_targets(ala)
+    angles = {k: [phi_psi(system, t) for t in e.trajectories] for k, e in methods.items()}
+    angles["MD reference"] = [phi_psi(system, t) for t in ref.trajectories]
+    pooled = {k: tuple(np.concatenate(x) for x in zip(*v, strict=True)) for k, v in angles.items()}
+    for folder in (out, figures):
+        folder.mkdir(parents=True, exist_ok=True)
+        ramachandran_figure(
+            pooled, folder / "learning_ala2_ramachandran.png", "ACE-ALA-NME, held out"
+        )
+        populations_figure(
+            {k: angles[k] for k in ("MD reference", "model", "md_yardstick")},
+            dt,
+            folder / "learning_ala2_populations.png",
+        )
+
+    # Held-out peptides (OOD): forecast from R1 against R1, replica R2.
+    for sid in cfg["sample"]["systems"]:
+        if sid.startswith(ALA):
+            continue
+        name = sid.rsplit("_R", 1)[0]
+        gen, dt = generated(run_dir / "samples" / sid / "forecast.npz")
+        r1, r2 = load(results, table.loc[f"{name}_R1"]), load(results, table.loc[f"{name}_R2"])
+        start = r1.coords[0].astype(np.float64)
+        n = sum(len(g) for g in gen)
+        methods = {
+            "model": Ensemble(gen, dt),
+            "replica": Ensemble([strided(r2, dt)], dt),
+            "static": Ensemble([np.repeat(start[None], n, 0)], dt),
+            "noise": Ensemble([noise_baseline(r1.coords, n, rng)], dt),
+        }
+        t = compare(methods, Ensemble([strided(r1, dt)], dt), r1, start)
+        report["tables"][name] = t.to_dict("index")
+        report["targets"] += ood_targets(name.split(".")[-1], t)
+
+    # Speed: generated ns per wall second next to OpenMM on alanine dipeptide.
+    seconds = sample_seconds(results, f"{ALA}_R5")
+    gen, dt = generated(run_dir / "samples" / f"{ALA}_R5" / "forecast.npz")
+    gen_span = sum(max(len(g) - 1, 0) for g in gen) * dt
+    md = openmm_ns_per_s()
+    report["speed"] = {
+        "generated_ns": gen_span,
+        "sample_job_seconds": seconds,
+        "model_ns_per_s": gen_span / seconds,
+        "openmm_ns_per_s": md,
+        "ratio": gen_span / seconds / md,
+    }
+
+    lines = ["# Learning benchmark", ""]
+    for name, rows in report["tables"].items():
+        lines += [f"## {name}", "", pd.DataFrame(rows).T.to_markdown(floatfmt=".3g"), ""]
+    lines += ["## Targets", "", "| target | met | numbers |", "|---|---|---|"]
+    lines += [f"| {t} | {'yes' if ok else 'NO'} | {v} |" for t, ok, v in report["targets"]]
+    s = report["speed"]
+    lines += [
+        "",
+        f"Speed: {s['model_ns_per_s']:.3g} generated ns/s (sample job, {s['generated_ns']:.1f} ns "
+        f"in {s['sample_job_seconds']:.0f} s) vs OpenMM {s['openmm_ns_per_s']:.3g} ns/s on one "
+        f"alanine dipeptide: {s['ratio']:.2f}x. Workflow wall time: {wall:.0f} s.",
+    ]
+    text = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(text)
+    report["targets"] = [
+        {"target": t, "met": bool(ok), "numbers": v} for t, ok, v in report["targets"]
+    ]
+    (out / "table.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
