@@ -254,7 +254,7 @@ def test_checkpoints_without_the_frame_conditioning_are_named_as_the_old_layout(
 def test_given_frames_are_as_far_apart_as_the_frames_sampled_after_them(model, system):
     frame_dt = float(system.system.attrs["frame_dt_ns"])
     cfg = SampleConfig(n_samples=1, window=4, history=2, n_frames=2, sampler={"n_steps": 2})
-    coords, times, extras = sample_system(model, system, "forecast", cfg, 3 * frame_dt)
+    coords, _, extras = sample_system(model, system, "forecast", cfg, 3 * frame_dt)
     assert np.allclose(coords[0, :2], system.system.coords[[0, 3]])
     assert extras["given"].tolist() == [True, True, False, False]
     coords, _, _ = sample_system(model, system, "interpolate", cfg, 3 * frame_dt)
