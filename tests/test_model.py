@@ -10,7 +10,12 @@ import torch
 from boltzkinema.data.features import ATOM_FEATURES
 from boltzkinema.model import attention
 from boltzkinema.model.attention import WindowedAtomAttention, init_log_lambdas, temporal_bias
-from boltzkinema.model.frames import frame_offsets, frame_spacing, is_added_parameter
+from boltzkinema.model.frames import (
+    frame_offsets,
+    frame_spacing,
+    is_added_parameter,
+    nearest_given,
+)
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 
 SMALL = dict(
@@ -199,3 +204,45 @@ def test_a_system_of_one_window_attends_as_the_windowed_path_does():
     mask = torch.ones(3, 20, dtype=torch.bool)
     mask[1, 15:] = False
     assert torch.allclose(attn._one_window(hn, mask), attn._windows(hn, mask), atol=1e-6)
+
+
+def test_generated_frames_are_anchored_on_the_nearest_given_frame():
+    x = torch.arange(5.0)[None, :, None, None].expand(1, 5, 2, 3).clone()
+    sigma = torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0]])
+    times = torch.arange(5.0)[None]
+    frame_mask = torch.ones(1, 5, dtype=torch.bool)
+    anchor = nearest_given(x, sigma, times, frame_mask)
+    assert anchor[0, :, 0, 0].tolist() == [0.0, 0.0, 0.0, 4.0, 0.0]  # tie at frame 2: earlier
+    none_given = nearest_given(x, torch.ones(1, 5), times, frame_mask)
+    assert not none_given.any()
+    padded = frame_mask.clone()
+    padded[0, 4] = False  # a padded frame (σ = 0 after collate) is no given frame
+    assert nearest_given(x, sigma, times, padded)[0, :, 0, 0].tolist() == [0, 0, 0, 0, 0]
+
+
+def test_an_anchored_network_sees_the_given_frame_without_temporal_attention():
+    torch.manual_seed(0)
+    cfg = dict(c_s=8, c_z=4, c_atom=16, c_token=16, atom_heads=2, token_heads=2,
+               atom_encoder_blocks=1, token_blocks=1, atom_decoder_blocks=1, temporal=False,
+               sigma_data=3.0)  # fmt: skip
+    b, t, m, n = 1, 3, 6, 2
+    batch = {
+        "atom_features": torch.randn(b, m, ATOM_FEATURES),
+        "atom_mask": torch.ones(b, m, dtype=torch.bool),
+        "atom_to_token": torch.tensor([[0, 0, 0, 1, 1, 1]]),
+        "token_mask": torch.ones(b, n, dtype=torch.bool),
+        "s_inputs": torch.randn(b, n, 8),
+        "s_trunk": torch.randn(b, n, 8),
+        "z_trunk": torch.randn(b, n, n, 4),
+        "times": torch.arange(t, dtype=torch.float32)[None] * 0.01,
+        "frame_mask": torch.ones(b, t, dtype=torch.bool),
+    }
+    sigma = torch.tensor([[0.0, 0.5, 0.5]])
+    x = torch.randn(b, t, m, 3)
+    moved = x.clone()
+    moved[:, 0] += 2.0  # only the given frame changes
+    for anchored in (False, True):
+        net = DiffusionNetwork(ModelConfig(**cfg, anchor_given=anchored)).eval()
+        with torch.no_grad():
+            diff = (net(batch, moved, sigma) - net(batch, x, sigma))[:, 1:].abs().max()
+        assert (diff > 0.1) == anchored

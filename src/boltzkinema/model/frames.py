@@ -96,6 +96,25 @@ class FrameConditioning(nn.Module):
         ]
 
 
+def nearest_given(
+    x: torch.Tensor, sigma: torch.Tensor, times: torch.Tensor, frame_mask: torch.Tensor
+) -> torch.Tensor:
+    """Per generated frame the coordinates of the given frame (σ = 0) nearest in time (the
+    earlier one on a tie), zeros for given frames and for windows without any (B, T, M, 3).
+
+    A forecast frame is anchored on the last history frame, an interpolated one on the nearer
+    end: what a frame is most like, so that the network denoises the displacement from it.
+    """
+    given = (sigma == 0) & frame_mask
+    gap = (times[:, :, None] - times[:, None, :]).abs()
+    gap = gap.masked_fill(~given[:, None, :], float("inf"))
+    nearest = gap.argmin(-1)  # the first minimum: the earlier frame on a tie
+    b, t, m, _ = x.shape
+    anchor = torch.gather(x, 1, nearest[..., None, None].expand(b, t, m, 3))
+    anchored = (~given & given.any(1, keepdim=True))[..., None, None]
+    return torch.where(anchored, anchor, torch.zeros_like(anchor))
+
+
 def old_layout_hint(missing: list[str]) -> str:
     """An explanation to append when a checkpoint lacks exactly the frame conditioning: it was
     trained before given frames and frame times became inputs."""

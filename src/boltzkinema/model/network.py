@@ -28,7 +28,7 @@ from boltzkinema.model.attention import (
     time_distances,
 )
 from boltzkinema.model.edm import Denoiser, preconditioning
-from boltzkinema.model.frames import FrameConditioning
+from boltzkinema.model.frames import FrameConditioning, nearest_given
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class ModelConfig:
     causal: bool = False
     sigma_data: float = 16.0
     activation_checkpointing: bool = False
+    # Generated frames are denoised as displacements from the nearest given frame
+    # (frames.nearest_given); off by default, so existing checkpoints keep their meaning.
+    anchor_given: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +145,8 @@ class DiffusionNetwork(nn.Module):
         self.atom_cond = nn.Linear(ATOM_FEATURES, cfg.c_atom)
         self.atom_from_s = nn.Linear(cfg.c_s, cfg.c_atom, bias=False)
         self.atom_from_x = nn.Linear(3, cfg.c_atom, bias=False)
+        if cfg.anchor_given:
+            self.atom_from_anchor = nn.Linear(3, cfg.c_atom, bias=False)
         self.noise_embed = FourierEmbedding(256)
         self.noise_to_atom = nn.Linear(256, cfg.c_atom, bias=False)
         self.noise_to_token = nn.Linear(256, cfg.c_token, bias=False)
@@ -197,6 +202,10 @@ class DiffusionNetwork(nn.Module):
         noise = self.noise_embed(c_noise) * (sigma > 0)[..., None].to(c_noise.dtype)  # (B, T, 256)
         r = x_noisy * c_in[..., None, None]
         q = cond[:, None] + self.atom_from_x(r) + self.noise_to_atom(noise)[:, :, None]
+        anchor = torch.zeros_like(x_noisy)
+        if cfg.anchor_given:
+            anchor = nearest_given(x_noisy, sigma, batch["times"], frame_mask)
+            q = q + self.atom_from_anchor((x_noisy - anchor) * c_in[..., None, None])
         if self.frame_conditioning is not None:
             frame_atom, frame_token = self.frame_conditioning(batch["times"], sigma)
             q = q + frame_atom[:, :, None]
@@ -220,6 +229,8 @@ class DiffusionNetwork(nn.Module):
             q = self._run(block, q, cond, atom_mask, dt, frame_mask)
         update = self.out(self.out_norm(q))
 
-        denoised = c_skip[..., None, None] * x_noisy + c_out[..., None, None] * update
+        denoised = (
+            anchor + c_skip[..., None, None] * (x_noisy - anchor) + c_out[..., None, None] * update
+        )
         clean = (sigma == 0)[..., None, None]
         return torch.where(clean, x_noisy, denoised) * atom_mask[:, None, :, None]
