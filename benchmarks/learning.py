@@ -212,6 +212,23 @@ def sample_seconds(results: Path, sid: str) -> float:
     return float(pd.read_csv(files[0], sep="\t")["s"].iloc[0])
 
 
+def learning_html(report: dict) -> str:
+    """The benchmark's tables and targets as an HTML fragment for the run's report."""
+    parts = [
+        "<h2>Learning benchmark (held-out data, pooled ensembles)</h2>",
+        "<p>Model forecast against held-out MD; <code>md_yardstick</code> is MD itself (the "
+        "training replicas pooled) against the same reference. Figures "
+        "<code>learning_*.png</code> below.</p>",
+    ]
+    for name, rows in report["tables"].items():
+        frame = pd.DataFrame(rows).T
+        parts += [f"<h3>{name}</h3>", frame.to_html(float_format=lambda v: f"{v:.3g}", border=0,
+                                                    classes="metrics")]  # fmt: skip
+    targets = pd.DataFrame(report["targets"], columns=["target", "met", "numbers"])
+    parts += ["<h3>Targets</h3>", targets.to_html(index=False, border=0, classes="metrics")]
+    return "\n".join(parts)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default=str(REPO / "config" / "peptides.yaml"))
@@ -306,6 +323,14 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text)
+    section = out / "table.html"
+    section.write_text(learning_html(report))
+    subprocess.run(
+        [sys.executable, "-m", "boltzkinema", "report", "--eval-dir", str(run_dir / "eval"),
+         "--run", cfg["train"]["run"], "--output", str(run_dir / "report.html"),
+         "--section", str(section)],
+        check=True,
+    )  # fmt: skip
     report["targets"] = [
         {"target": t, "met": bool(ok), "numbers": v} for t, ok, v in report["targets"]
     ]

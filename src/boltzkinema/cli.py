@@ -160,6 +160,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-dir", required=True)
     p.add_argument("--run", default="run")
     p.add_argument("--output", required=True)
+    p.add_argument(
+        "--section",
+        action="append",
+        default=[],
+        help="an HTML fragment to include after the summary (repeatable), e.g. a benchmark table",
+    )
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -373,6 +379,7 @@ def run_report(a: argparse.Namespace) -> None:
         pd.read_parquet(eval_dir / "summary.parquet"),
         sorted((eval_dir / "figures").glob("*.png")),
         a.output,
+        [Path(s) for s in a.section],
     )
 
 

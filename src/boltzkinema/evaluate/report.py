@@ -62,8 +62,13 @@ def write_report(
     summary: pd.DataFrame,
     figures: list[Path],
     output: str | Path,
+    sections: list[Path] | None = None,
 ) -> None:
-    """One HTML file with images embedded, so it can be mailed or opened anywhere."""
+    """One HTML file with images embedded, so it can be mailed or opened anywhere.
+
+    ``sections`` are HTML fragments placed after the summary (e.g. the learning benchmark's
+    table, written by ``benchmarks/learning.py``).
+    """
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Boltz-Kinema run {html.escape(run)}</title>",
@@ -81,6 +86,7 @@ def write_report(
         "split.</p>",
         "<h2>Summary (medians per split)</h2>",
         _table(summary),
+        *(Path(s).read_text() for s in sections or []),
         "<h2>Per system</h2>",
         _table(per_system),
         "<h2>Figures</h2>",
