@@ -413,3 +413,18 @@ def _item_coords(results: Path, index: int) -> np.ndarray:
     manifest = pd.read_parquet(results / "manifest.parquet")
     ds = TrajectoryDataset(manifest, results, SegmentConfig(n_frames=3, max_atoms=64))
     return ds.item(2, index)["coords"]
+
+
+def test_given_frame_noise_touches_only_the_given_frames(example_results):
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    tasks = {"probabilities": {"forecast": 1.0}, "max_history": 2}
+    plain = TrainConfig.from_dict({"segments": {"n_frames": 4}, "tasks": tasks})
+    noisy = TrainConfig.from_dict(
+        {"segments": {"n_frames": 4}, "tasks": {**tasks, "given_noise": 0.1}}
+    )
+    a = TrajectoryDataset(manifest, example_results, plain.segment_config()).item(0, 3)
+    b = TrajectoryDataset(manifest, example_results, noisy.segment_config()).item(0, 3)
+    given = a["sigma"] == 0
+    assert given.any() and (~given).any()
+    assert np.array_equal(a["coords"][~given], b["coords"][~given])
+    assert 0.05 < np.abs(a["coords"][given] - b["coords"][given]).mean() < 0.15

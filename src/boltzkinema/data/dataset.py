@@ -232,6 +232,12 @@ class TrajectoryDataset:
         ref_rot = random_rotation(np.random.default_rng([self.cfg.seed, epoch, index, 1]))
         ref = reference_positions(ref[atoms], ref_rot)
         sigma, task = sample_sigmas(len(frames), self.cfg.tasks, rng, task)
+        if self.cfg.tasks.given_noise > 0:
+            # Generated history is never exact MD: given frames get a little noise (own stream)
+            # so that the network learns to continue from imperfect frames.
+            given_rng = np.random.default_rng([self.cfg.seed, epoch, index, 2])
+            noise = given_rng.normal(scale=self.cfg.tasks.given_noise, size=coords.shape)
+            coords = coords + noise * (sigma == 0)[:, None, None]
         remap = np.full(system.n_atoms, -1)
         remap[atoms] = np.arange(len(atoms))
         bonds = remap[system.bonds]

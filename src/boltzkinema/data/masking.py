@@ -31,6 +31,8 @@ class TaskConfig:
     p_mean: float = -1.2
     p_std: float = 1.5
     shared_sigma: bool = True
+    # Std (Å) of Gaussian noise on the given frames' coordinates (inputs only; no loss there).
+    given_noise: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = set(self.probabilities) - set(TASKS)
