@@ -184,24 +184,20 @@ def populations_figure(
 
 def openmm_ns_per_s(steps: int = 5000) -> float:
     """OpenMM's ns per wall second on one alanine dipeptide (the benchmark's own set-up)."""
-    import openmm
-    from openmm import unit
+    import dataclasses
 
-    from boltzkinema.peptides import PEPTIDE_BATCHES, PeptideBatch, build_batch
+    from boltzkinema.peptides import PEPTIDE_BATCHES, build_batch
+    from boltzkinema.simulate import equilibrated
 
-    batch = PeptideBatch("speed", PEPTIDE_BATCHES[0].runs[:1], 1, seed=0)
-    _, system, positions, _ = build_batch(batch)
-    integ = openmm.LangevinMiddleIntegrator(
-        300 * unit.kelvin, 1 / unit.picosecond, 4 * unit.femtoseconds
+    batch = dataclasses.replace(
+        PEPTIDE_BATCHES[0], runs=PEPTIDE_BATCHES[0].runs[:1], equilibration_steps=100
     )
-    ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-    ctx.setPositions(positions)
-    openmm.LocalEnergyMinimizer.minimize(ctx, maxIterations=100)
-    integ.step(100)
+    _, system, positions, _ = build_batch(batch)
+    context, integ = equilibrated(system, positions, batch, minimise_steps=100)
     t0 = time.perf_counter()
     integ.step(steps)
-    ctx.getState(getPositions=True)
-    return steps * 4e-6 / (time.perf_counter() - t0)
+    context.getState(getPositions=True)
+    return steps * batch.timestep_fs * 1e-6 / (time.perf_counter() - t0)
 
 
 def sample_seconds(results: Path, sid: str) -> float:

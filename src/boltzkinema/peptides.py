@@ -22,6 +22,7 @@ import mdtraj
 import numpy as np
 
 from boltzkinema.io.layouts import write_atlas
+from boltzkinema.simulate import equilibrated
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +175,7 @@ def simulate_batch(batch: PeptideBatch, work: Path, threads: int = 1) -> list[Pa
     from openmm import unit
 
     topology, system, positions, slices = build_batch(batch)
-    integrator = openmm.LangevinMiddleIntegrator(
-        batch.temperature_k * unit.kelvin,
-        batch.friction_per_ps / unit.picosecond,
-        batch.timestep_fs * unit.femtoseconds,
-    )
-    integrator.setRandomNumberSeed(batch.seed)
-    platform = openmm.Platform.getPlatformByName("CPU")
-    context = openmm.Context(system, integrator, platform, {"Threads": str(threads)})
-    context.setPositions(positions)
-    openmm.LocalEnergyMinimizer.minimize(context, maxIterations=500)
-    context.setVelocitiesToTemperature(batch.temperature_k * unit.kelvin, batch.seed)
-    integrator.step(batch.equilibration_steps)
+    context, integrator = equilibrated(system, positions, batch, threads)
     xyz = np.empty((batch.n_frames, topology.getNumAtoms(), 3), dtype=np.float32)
     start = time.perf_counter()
     for frame in range(batch.n_frames):

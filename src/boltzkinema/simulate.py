@@ -90,6 +90,30 @@ def build_system(system: str, inputs: Path):
     raise ValueError(f"unknown example system {system!r}; known: {sorted(SYSTEM_NOTES)}")
 
 
+def equilibrated(system, positions, run, threads: int = 1, minimise_steps: int = 500):
+    """(Context, integrator) on the CPU platform after minimisation and ``run``'s equilibration.
+
+    ``run`` is any record with ``temperature_k``, ``friction_per_ps``, ``timestep_fs``,
+    ``seed`` and ``equilibration_steps`` (a SimulationRun or a peptide batch).
+    """
+    import openmm
+    from openmm import unit
+
+    integrator = openmm.LangevinMiddleIntegrator(
+        run.temperature_k * unit.kelvin,
+        run.friction_per_ps / unit.picosecond,
+        run.timestep_fs * unit.femtoseconds,
+    )
+    integrator.setRandomNumberSeed(run.seed)
+    platform = openmm.Platform.getPlatformByName("CPU")
+    context = openmm.Context(system, integrator, platform, {"Threads": str(threads)})
+    context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(context, maxIterations=minimise_steps)
+    context.setVelocitiesToTemperature(run.temperature_k * unit.kelvin, run.seed)
+    integrator.step(run.equilibration_steps)
+    return context, integrator
+
+
 def simulate(
     run: SimulationRun,
     inputs: Path,
@@ -108,18 +132,7 @@ def simulate(
     from openmm import unit
 
     topology, system, positions = build(run.system, inputs)
-    integrator = openmm.LangevinMiddleIntegrator(
-        run.temperature_k * unit.kelvin,
-        run.friction_per_ps / unit.picosecond,
-        run.timestep_fs * unit.femtoseconds,
-    )
-    integrator.setRandomNumberSeed(run.seed)
-    platform = openmm.Platform.getPlatformByName("CPU")
-    context = openmm.Context(system, integrator, platform, {"Threads": str(threads)})
-    context.setPositions(positions)
-    openmm.LocalEnergyMinimizer.minimize(context, maxIterations=500)
-    context.setVelocitiesToTemperature(run.temperature_k * unit.kelvin, run.seed)
-    integrator.step(run.equilibration_steps)
+    context, integrator = equilibrated(system, positions, run, threads)
 
     periodic = system.usesPeriodicBoundaryConditions()
     xyz = np.empty((run.n_frames, topology.getNumAtoms(), 3), dtype=np.float32)

@@ -12,7 +12,6 @@ zero at initialisation.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,7 +27,7 @@ from boltzkinema.model.attention import (
     time_distances,
 )
 from boltzkinema.model.edm import Denoiser, preconditioning
-from boltzkinema.model.frames import FrameConditioning, nearest_given
+from boltzkinema.model.frames import FixedFourier, FrameConditioning, nearest_given
 
 
 @dataclass(frozen=True)
@@ -111,19 +110,6 @@ class TokenBlock(nn.Module):
         return self.transition(x, s[:, None])
 
 
-class FourierEmbedding(nn.Module):
-    """Fixed random Fourier features of the noise level (c_noise)."""
-
-    def __init__(self, dim: int, seed: int = 0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("w", torch.randn(dim, generator=g), persistent=False)
-        self.register_buffer("b", torch.rand(dim, generator=g), persistent=False)
-
-    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
-        return torch.cos(2 * math.pi * (c_noise[..., None] * self.w + self.b))
-
-
 class DiffusionNetwork(nn.Module):
     """Denoise a batch of trajectories: ``forward(batch, x_noisy, sigma) -> x_denoised``.
 
@@ -147,7 +133,7 @@ class DiffusionNetwork(nn.Module):
         self.atom_from_x = nn.Linear(3, cfg.c_atom, bias=False)
         if cfg.anchor_given:
             self.atom_from_anchor = nn.Linear(3, cfg.c_atom, bias=False)
-        self.noise_embed = FourierEmbedding(256)
+        self.noise_embed = FixedFourier(256, seed=0)  # of c_noise
         self.noise_to_atom = nn.Linear(256, cfg.c_atom, bias=False)
         self.noise_to_token = nn.Linear(256, cfg.c_token, bias=False)
         self.frame_conditioning = (
