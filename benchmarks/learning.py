@@ -36,6 +36,8 @@ from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.evaluate import ramachandran as rama
 from boltzkinema.evaluate.evaluate import noise_baseline
 from boltzkinema.evaluate.pooled import Ensemble, ensemble_row, phi_psi
+from boltzkinema.evaluate.run import generated_frames
+from boltzkinema.sample.run import reference_at
 
 REPO = Path(__file__).resolve().parents[1]
 ALA = "peptides.ala2"
@@ -69,17 +71,13 @@ def load(root: Path, row: pd.Series) -> ProcessedSystem:
 
 def generated(npz: Path) -> tuple[list[np.ndarray], float]:
     """The generated frames only (given frames dropped), per sample, and their spacing."""
-    data = np.load(npz)
-    coords = data["coords"].astype(np.float64)
-    given = data["given"] if "given" in data else np.zeros(coords.shape[1], bool)
-    times = data["times_ns"]
-    return [c[~given] for c in coords], float(np.median(np.diff(times)))
+    gen = generated_frames(npz)
+    return list(gen.coords), float(np.median(np.diff(gen.times_ns)))
 
 
 def strided(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
-    """A system's frames at ``dt_ns`` spacing (the MD strided to the generated spacing)."""
-    step = max(1, round(dt_ns / float(system.attrs["frame_dt_ns"])))
-    return system.coords[::step].astype(np.float64)
+    """A system's frames at the generated spacing (as sampling takes its given frames)."""
+    return reference_at(system, dt_ns).astype(np.float64)
 
 
 def compare(
