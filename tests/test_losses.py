@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from boltzkinema.data.bonds import stereo_centres
 from boltzkinema.data.collate import collate
 from boltzkinema.train.losses import (
     LossWeights,
     bond_loss,
+    chirality_loss,
     flexibility_loss,
     ligand_centre_loss,
+    signed_volumes,
     smooth_lddt_loss,
     structure_loss,
     total_loss,
@@ -34,7 +37,13 @@ def item(m: int = 40, t: int = 4, seed: int = 0, n_lig: int = 5) -> dict:
         "atom_to_token": np.arange(m) // 2,
         "mol_type": mol_type,
         "is_ligand": mol_type == 3,
-        "bonds": np.stack([np.arange(m - 1), np.arange(1, m)], axis=1),
+        # A chain with a side branch on every fifth atom, so that some atoms are stereo centres.
+        "bonds": np.concatenate(
+            [
+                np.stack([np.arange(m - 1), np.arange(1, m)], axis=1),
+                np.stack([np.arange(1, m - 2, 5), np.arange(3, m, 5)], axis=1),
+            ]
+        ),
         "s_inputs": np.zeros(((m + 1) // 2, 4), np.float32),
         "s_trunk": np.zeros(((m + 1) // 2, 4), np.float32),
         "z_trunk": np.zeros(((m + 1) // 2, (m + 1) // 2, 2), np.float32),
@@ -52,6 +61,7 @@ TERMS = [
     smooth_lddt_loss,
     flexibility_loss,
     ligand_centre_loss,
+    chirality_loss,
 ]
 
 
@@ -106,10 +116,40 @@ def test_lddt_in_chunks_equals_one_chunk():
     )
 
 
+def test_stereo_centres_are_atoms_with_three_bonded_neighbours():
+    # Alanine dipeptide heavy atoms: ACE CH3 0, C 1, O 2; N 3, CA 4, CB 5, C 6, O 7; NME N 8, C 9.
+    bonds = np.array([[0, 1], [1, 2], [1, 3], [3, 4], [4, 5], [4, 6], [6, 7], [6, 8], [8, 9]])
+    centres = stereo_centres(10, bonds)
+    assert centres.tolist() == [[1, 0, 2, 3], [4, 3, 5, 6], [6, 4, 7, 8]]
+
+
+def test_chirality_loss_sees_a_mirror_image_and_nothing_rigid():
+    batch = collate([item()])
+    assert batch["centre_mask"].sum() > 0
+    exact = batch["coords"].clone()
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))
+    q = q * torch.sign(torch.linalg.det(q))  # a proper rotation
+    mirror = exact * torch.tensor([-1.0, 1.0, 1.0])
+    assert chirality_loss(exact, batch) < 1e-10
+    assert chirality_loss(exact @ q + 2.0, batch) < 1e-8
+    # Distances cannot tell the mirror image apart; the chirality term can.
+    assert bond_loss(mirror, batch) < 1e-8 and smooth_lddt_loss(mirror, batch) < 1e-3 + (
+        smooth_lddt_loss(exact, batch)
+    )
+    assert chirality_loss(mirror, batch) > 0.1
+
+
+def test_signed_volume_of_a_tetrahedral_centre_is_its_handedness():
+    tet = torch.tensor([[0.0, 0, 0], [1, 1, 1], [1, -1, -1], [-1, 1, -1]])[None, None]
+    v = signed_volumes(tet, torch.tensor([[[0, 1, 2, 3]]]))
+    assert abs(abs(float(v)) - 0.770) < 1e-3
+    assert torch.allclose(signed_volumes(-tet, torch.tensor([[[0, 1, 2, 3]]])), -v)
+
+
 def test_total_loss_reports_every_term():
     batch = collate([item()])
     total, terms = total_loss(_noisy(batch), batch, LossWeights(ligand_centre=1.0), 16.0)
-    assert set(terms) == {"structure", "bond", "lddt", "flexibility", "ligand_centre"}
+    assert set(terms) == {"structure", "bond", "lddt", "flexibility", "ligand_centre", "chirality"}
     assert torch.isfinite(total) and terms["ligand_centre"] > 0
 
 

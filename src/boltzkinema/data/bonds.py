@@ -61,3 +61,24 @@ def molecules(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
 def bond_lengths(xyz: np.ndarray, bonds: np.ndarray) -> np.ndarray:
     """Bond lengths in one frame."""
     return np.linalg.norm(xyz[bonds[:, 1]] - xyz[bonds[:, 0]], axis=1)
+
+
+def stereo_centres(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
+    """(K, 4) rows ``[centre, a, b, c]`` for every atom with three or more bonded neighbours,
+    ``a < b < c`` its three lowest-numbered neighbours.
+
+    The signed volume of ``(a, b, c)`` around the centre is the handedness of a tetrahedral
+    centre (Cα: N, C, Cβ) and near zero for a planar one (a carbonyl carbon); the rows are a
+    pure function of the bond graph, so training and evaluation agree on them.
+    """
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    if n_atoms == 0 or len(bonds) == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    ends = np.concatenate([bonds, bonds[:, ::-1]])
+    ends = np.unique(ends, axis=0)  # sorted by atom, then neighbour
+    atom, neighbour = ends[:, 0], ends[:, 1]
+    first = np.searchsorted(atom, np.arange(n_atoms))
+    count = np.bincount(atom, minlength=n_atoms)
+    centres = np.flatnonzero(count >= 3)
+    rows = first[centres, None] + np.arange(3)
+    return np.concatenate([centres[:, None], neighbour[rows]], axis=1).astype(np.int64)

@@ -1,4 +1,5 @@
-"""Pad segments of different sizes into one batch with masks for atoms, tokens, frames, bonds."""
+"""Pad segments of different sizes into one batch with masks for atoms, tokens, frames, bonds
+and stereo centres."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from boltzkinema.data.bonds import stereo_centres
 
 
 def _pad(arrays: list[np.ndarray], shape: tuple[int, ...], fill: float = 0) -> np.ndarray:
@@ -29,6 +32,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     atom_mask = _pad([np.ones(len(it["atom_to_token"]), bool) for it in items], (m,), False)
     token_mask = _pad([np.ones(len(it["s_trunk"]), bool) for it in items], (n,), False)
     bond_mask = _pad([np.ones(len(it["bonds"]), bool) for it in items], (nb,), False)
+    centres = [stereo_centres(len(it["atom_to_token"]), it["bonds"]) for it in items]
+    nc = max(max(len(c) for c in centres), 1)
     times = _pad([it["times"] for it in items], (t,))
     # Padded frames continue the time axis so that distances stay finite.
     for i, it in enumerate(items):
@@ -49,6 +54,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "mol_type": _pad([it["mol_type"] for it in items], (m,), 4),
         "is_ligand": _pad([it["is_ligand"] for it in items], (m,), False),
         "bonds": _pad([it["bonds"].reshape(-1, 2) for it in items], (nb, 2)),
+        "centres": _pad(centres, (nc, 4)),
         "s_inputs": _pad([it["s_inputs"] for it in items], (n, c_s)),
         "s_trunk": _pad([it["s_trunk"] for it in items], (n, c_s)),
         "z_trunk": _pad([it["z_trunk"] for it in items], (n, n, c_z)),
@@ -56,6 +62,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "atom_mask": atom_mask,
         "token_mask": token_mask,
         "bond_mask": bond_mask,
+        "centre_mask": _pad([np.ones(len(c), bool) for c in centres], (nc,), False),
     }
     for key in items[0]:
         if key.startswith(("atom.", "token.")):
