@@ -123,15 +123,16 @@ def venv_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra)
 
 
-def example_config(work: Path, **sections: dict[str, Any]) -> Path:
-    """The default config with absolute input paths (runs from any folder), sections updated."""
+def example_config(work: Path, inputs_root: Path = REPO, **sections: dict[str, Any]) -> Path:
+    """The default config with absolute input paths under ``inputs_root`` (a copy of the repo's
+    ``resources/example`` or the repo itself), so that it runs from any folder; sections updated."""
     import yaml
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for ds in cfg["datasets"].values():
-        ds["inputs"] = [str(REPO / p) for p in ds["inputs"]]
+        ds["inputs"] = [str(inputs_root / p) for p in ds["inputs"]]
         if "topology" in ds:
-            ds["topology"] = str(REPO / ds["topology"])
+            ds["topology"] = str(inputs_root / ds["topology"])
     for name, values in sections.items():
         cfg[name].update(values)
     path = work / "config.yaml"

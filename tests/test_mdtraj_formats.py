@@ -71,3 +71,19 @@ def test_water_wrapped_by_the_simulation_leaves_the_solute_whole(reference):
         axis=-1,
     )
     assert lengths.max() < 1.8 and lengths.min() > 1.1
+
+
+@pytest.mark.parametrize("traj_ext", ["dcd", "xtc", "trr"])
+def test_a_folder_with_non_ascii_letters_reads_like_any_other(solute, reference, traj_ext):
+    """mdtraj's compiled readers take ASCII file names only; the loader hides that."""
+    tmp, traj = solute
+    folder = tmp / "données d'été"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"traj.{traj_ext}"
+    with mdtraj_files.ascii_paths(str(path)) as (writable,):  # mdtraj writes ASCII names only
+        traj.save(writable)
+    top = folder / "topologie é.prmtop"
+    top.write_bytes(PRMTOP.read_bytes())
+    raw = mdtraj_files.load(SystemRef("r.ala2", "mdtraj", str(path), topology=str(top)))
+    system, _ = process(raw, OPTS)
+    np.testing.assert_allclose(system.coords, reference.coords, atol=0.03)

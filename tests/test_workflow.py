@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import example_config, lance_rows, output_hashes, snakemake_cmd, venv_env
+from conftest import EXAMPLE, example_config, lance_rows, output_hashes, snakemake_cmd, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +23,18 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+# Every path a user may have: a space, an apostrophe, a dollar sign, brackets and non-ASCII.
+AWKWARD = "it's my $data (v2) é"
+RAW = "raw data's"
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    work = tmp_path_factory.mktemp("wf")
-    example_config(work)
+    """The whole DAG on the example, with the raw data and the results under awkward names."""
+    work = tmp_path_factory.mktemp("wf") / AWKWARD
+    raw = work / RAW / "resources" / "example"
+    shutil.copytree(EXAMPLE, raw)
+    example_config(work, inputs_root=raw.parents[1])
     snakemake(work)
     return work
 
@@ -55,9 +64,11 @@ def test_workflow_builds_the_manifest_from_every_layout(workdir):
     assert "[1/" in log  # progress: systems done / total
 
 
-def test_two_runs_of_the_example_give_identical_outputs(first_run_outputs, tmp_path):
+def test_two_runs_of_the_example_give_identical_outputs(workdir, first_run_outputs, tmp_path):
+    """The same inputs (shards record where they came from) give the same files, whether the
+    results sit under a plain folder or an awkward one."""
     hashes, rows = first_run_outputs
-    example_config(tmp_path)
+    example_config(tmp_path, inputs_root=workdir / RAW)
     snakemake(tmp_path)
     assert len(hashes) > 15 and any("checkpoints" in k for k in hashes)
     assert output_hashes(tmp_path / "results") == hashes

@@ -17,5 +17,5 @@ rule resolve_checkpoint:
         path=explicit_checkpoint_arg,
         run_dir=lambda wildcards, input: str(Path(input[0]).parent),
     shell:
-        "python -m boltzkinema resolve-checkpoint --run-dir {params.run_dir} "
-        "--policy {params.policy} {params.path} --output {output} 2> {log}"
+        "python -m boltzkinema resolve-checkpoint --run-dir {params.run_dir:q} "
+        "--policy {params.policy} {params.path} --output {output:q} > {log:q} 2>&1"

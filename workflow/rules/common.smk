@@ -22,6 +22,12 @@ wildcard_constraints:
     mode="forecast|interpolate|hierarchical|unbinding",
 
 
+def q(value):
+    """One value as one shell word: every path or option a rule puts into a shell line goes
+    through here (or through Snakemake's ``{...:q}``, the same ``shlex.quote``)."""
+    return shlex.quote(str(value))
+
+
 def dataset_cfg(dataset):
     return config["datasets"][dataset]
 
@@ -36,9 +42,9 @@ def raw_inputs(wildcards):
 def index_args(dataset):
     cfg = dataset_cfg(dataset)
     args = [f"--format {cfg['format']}"]
-    args += [f"--input '{p}'" for p in cfg["inputs"]]
+    args += [f"--input {q(p)}" for p in cfg["inputs"]]
     if "topology" in cfg:
-        args.append(f"--topology '{cfg['topology']}'")
+        args.append(f"--topology {q(cfg['topology'])}")
     args.append(f"--shard-size {cfg.get('shard_size', PRE['shard_size'])}")
     return " ".join(args)
 
@@ -58,7 +64,7 @@ def preprocess_args(dataset):
     if PRE["strict"]:
         args.append("--strict")
     if "qm" in cfg:
-        args.append(f"--qm '{cfg['qm']}'")
+        args.append(f"--qm {q(cfg['qm'])}")
     return " ".join(args)
 
 
@@ -81,7 +87,7 @@ def launcher(devices):
 
 def explicit_checkpoint_arg(wildcards):
     path = config["checkpoint"].get("path")
-    return f"--path '{path}'" if path else ""
+    return f"--path {q(path)}" if path else ""
 
 
 def sample_files(wildcards):
@@ -134,7 +140,7 @@ def trunk_backend_args():
             options[key.replace("_", "-")] = TRUNK[key]
         if TRUNK.get("python"):
             options["python"] = TRUNK["python"]
-    return " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in options.items())
+    return " ".join(f"--{k} {q(v)}" for k, v in options.items())
 
 
 def fixed_split_args():
@@ -143,7 +149,7 @@ def fixed_split_args():
         f"{f['systems']}={f['split']}{':ood' if f.get('ood') else ''}"
         for f in config["splits"].get("fixed", [])
     ]
-    return " ".join(f"--fixed {shlex.quote(s)}" for s in specs)
+    return " ".join(f"--fixed {q(s)}" for s in specs)
 
 
 def trunk_gpus():

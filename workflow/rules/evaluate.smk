@@ -30,7 +30,7 @@ rule evaluate:
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         out_dir=lambda wildcards, output: str(Path(output.summary).parent),
     shell:
-        "python -m boltzkinema evaluate --samples {input.samples} "
-        "--manifest {input.manifest} --results-root {params.results} "
-        "--checkpoint {input.checkpoint} --config {input.config} --run {wildcards.run} "
-        "--output-dir {params.out_dir} --output {output.summary} 2> {log}"
+        "python -m boltzkinema evaluate --samples {input.samples:q} "
+        "--manifest {input.manifest:q} --results-root {params.results:q} "
+        "--checkpoint {input.checkpoint:q} --config {input.config:q} --run {wildcards.run} "
+        "--output-dir {params.out_dir:q} --output {output.summary:q} > {log:q} 2>&1"

@@ -27,9 +27,9 @@ rule build_manifest:
         id_test=config["splits"]["id_test_fraction"],
         fixed=fixed_split_args(),
     shell:
-        "python -m boltzkinema manifest --reports {input.reports} "
-        "--trunk-indices {input.trunk} --results-root {params.results} --output {output} "
+        "python -m boltzkinema manifest --reports {input.reports:q} "
+        "--trunk-indices {input.trunk:q} --results-root {params.results:q} --output {output:q} "
         "--seed {params.seed} --sequence-identity {params.identity} "
         "--ood-val-fraction {params.ood_val} --ood-test-fraction {params.ood_test} "
         "--id-val-fraction {params.id_val} --id-test-fraction {params.id_test} "
-        "{params.fixed} 2> {log}"
+        "{params.fixed} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ checkpoint index_dataset:
         args=lambda wildcards: index_args(wildcards.dataset),
     shell:
         "python -m boltzkinema index --dataset {wildcards.dataset} {params.args} "
-        "--output {output} 2> {log}"
+        "--output {output:q} > {log:q} 2>&1"
 
 
 rule preprocess:
@@ -34,6 +34,6 @@ rule preprocess:
     params:
         args=lambda wildcards: preprocess_args(wildcards.dataset),
     shell:
-        "python -m boltzkinema preprocess --index {input.index} --shard {wildcards.shard} "
+        "python -m boltzkinema preprocess --index {input.index:q} --shard {wildcards.shard} "
         "--dataset {wildcards.dataset} {params.args} "
-        "--output {output.shard} --report {output.report} 2> {log}"
+        "--output {output.shard:q} --report {output.report:q} > {log:q} 2>&1"

@@ -20,5 +20,5 @@ rule report:
     params:
         eval_dir=lambda wildcards, input: str(Path(input.summary).parent),
     shell:
-        "python -m boltzkinema report --eval-dir {params.eval_dir} --run {wildcards.run} "
-        "--output {output} 2> {log}"
+        "python -m boltzkinema report --eval-dir {params.eval_dir:q} --run {wildcards.run} "
+        "--output {output:q} > {log:q} 2>&1"

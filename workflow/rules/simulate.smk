@@ -16,8 +16,8 @@ rule simulate_example:
         inputs="resources/example/inputs",
         work=f"{RESULTS}/simulate",
     shell:
-        "python -m boltzkinema simulate-example --inputs {params.inputs} "
-        "--work {params.work} --output {output} --threads {threads} 2> {log}"
+        "python -m boltzkinema simulate-example --inputs {params.inputs:q} "
+        "--work {params.work:q} --output {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 # Optional: regenerate the learning benchmark's peptide MD (resources/peptides) with OpenMM.
@@ -35,5 +35,5 @@ rule simulate_peptides:
     params:
         work=f"{RESULTS}/simulate_peptides",
     shell:
-        "python -m boltzkinema simulate-peptides --work {params.work} --output {output} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m boltzkinema simulate-peptides --work {params.work:q} --output {output:q} "
+        "--threads {threads} > {log:q} 2>&1"

@@ -38,6 +38,6 @@ rule train:
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         run_dir=lambda wildcards, output: str(Path(output.done).parent),
     shell:
-        "{params.launcher} train --manifest {input.manifest} "
-        "--results-root {params.results} --config {input.config} "
-        "--run-dir {params.run_dir} --output {output.done} 2> {log}"
+        "{params.launcher} train --manifest {input.manifest:q} "
+        "--results-root {params.results:q} --config {input.config:q} "
+        "--run-dir {params.run_dir:q} --output {output.done:q} > {log:q} 2>&1"

@@ -23,6 +23,6 @@ rule trunk_cache:
         results=lambda wildcards, output: results_root(output[0], depth=3),
         backend=trunk_backend_args(),
     shell:
-        "OMP_NUM_THREADS={threads} python -m boltzkinema trunk --shard {input.shard} "
-        "--output {output} --embeddings {params.embeddings} --results-root {params.results} "
-        "{params.backend} 2> {log}"
+        "OMP_NUM_THREADS={threads} python -m boltzkinema trunk --shard {input.shard:q} "
+        "--output {output:q} --embeddings {params.embeddings:q} --results-root {params.results:q} "
+        "{params.backend} > {log:q} 2>&1"

@@ -7,6 +7,10 @@ because a file written in the wrong unit is converted just as confidently.
 from __future__ import annotations
 
 import glob
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,29 @@ def topology_arrays(top: mdtraj.Topology) -> dict[str, np.ndarray]:
     }
 
 
+@contextmanager
+def ascii_paths(*paths: str | None) -> Iterator[list[str | None]]:
+    """The paths, each non-ASCII one replaced by an ASCII-named symbolic link to it.
+
+    mdtraj's compiled readers (xtc, trr, dcd) encode the file name as ASCII and fail on any other
+    character; a folder named ``données`` or ``café`` is common. The link, not a copy, lives in a
+    temporary folder for as long as the reading (or writing: a link to a file not yet there is
+    written through) takes."""
+    if all(p is None or p.isascii() for p in paths):
+        yield list(paths)
+        return
+    with tempfile.TemporaryDirectory(prefix="boltzkinema-") as tmp:
+        out: list[str | None] = []
+        for i, p in enumerate(paths):
+            if p is None or p.isascii():
+                out.append(p)
+                continue
+            link = Path(tmp) / f"file{i}{''.join(Path(p).suffixes)}"
+            os.symlink(Path(p).resolve(), link)
+            out.append(str(link))
+        yield out
+
+
 def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
     """Wrap an mdtraj trajectory (nm, ps) as a :class:`RawSystem`."""
     bonds = np.array([(a.index, b.index) for a, b in traj.topology.bonds], dtype=np.int64)
@@ -86,10 +113,11 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
 def load(ref: SystemRef) -> RawSystem:
     """Load one trajectory with its topology through mdtraj."""
     try:
-        if Path(ref.path).suffix in _SINGLE_FILE or not ref.topology:
-            traj = mdtraj.load(ref.path)
-        else:
-            traj = mdtraj.load(ref.path, top=mdtraj.load_topology(ref.topology))
+        with ascii_paths(ref.path, ref.topology or None) as (path, topology):
+            if Path(ref.path).suffix in _SINGLE_FILE or not topology:
+                traj = mdtraj.load(path)
+            else:
+                traj = mdtraj.load(path, top=mdtraj.load_topology(topology))
     except (ValueError, OSError, RuntimeError, EOFError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "atoms" in message and ("topology" in message.lower() or "match" in message):
@@ -110,7 +138,8 @@ def topology_reference(topology: str, n_atoms: int) -> np.ndarray | None:
     if not topology or Path(topology).suffix.lower() not in (".pdb", ".gro", ".cif"):
         return None
     try:
-        xyz = mdtraj.load(topology).xyz[0].astype(np.float64) * 10.0
+        with ascii_paths(topology) as (path,):
+            xyz = mdtraj.load(path).xyz[0].astype(np.float64) * 10.0
     except (ValueError, OSError, IndexError, NotImplementedError):
         return None
     return xyz if len(xyz) == n_atoms else None

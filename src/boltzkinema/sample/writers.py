@@ -18,6 +18,7 @@ import numpy as np
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.io.chemistry import MolType
+from boltzkinema.io.mdtraj_files import ascii_paths
 from boltzkinema.util import tmp_path
 
 
@@ -107,7 +108,8 @@ def write_samples(
     for k, sample_coords in enumerate(coords):
         xtc = out_dir / f"{mode}_s{k}.xtc"
         tmp = tmp_path(xtc)
-        _trajectory(system, sample_coords, times_ns).save_xtc(str(tmp))
+        with ascii_paths(str(tmp)) as (writable,):
+            _trajectory(system, sample_coords, times_ns).save_xtc(writable)
         os.replace(tmp, xtc)
         paths[f"xtc{k}"] = xtc
     return paths
