@@ -87,3 +87,45 @@ def test_a_folder_with_non_ascii_letters_reads_like_any_other(solute, reference,
     raw = mdtraj_files.load(SystemRef("r.ala2", "mdtraj", str(path), topology=str(top)))
     system, _ = process(raw, OPTS)
     np.testing.assert_allclose(system.coords, reference.coords, atol=0.03)
+
+
+@pytest.fixture(scope="module")
+def tip4p_gromacs(tmp_path_factory):
+    """Alanine dipeptide in TIP4P-Ew water built by OpenMM, written as GROMACS gro + xtc: every
+    water carries a massless fourth site (M)."""
+    app = pytest.importorskip("openmm.app")
+    unit = pytest.importorskip("openmm.unit")
+    inputs = EXAMPLE / "inputs"
+    prmtop = app.AmberPrmtopFile(str(inputs / "ala2_tip3p.prmtop"))
+    modeller = app.Modeller(
+        prmtop.topology, app.AmberInpcrdFile(str(inputs / "ala2_tip3p.inpcrd")).positions
+    )
+    modeller.deleteWater()
+    forcefield = app.ForceField("amber14/protein.ff14SB.xml", "amber14/tip4pew.xml")
+    modeller.addSolvent(forcefield, model="tip4pew", padding=0.6 * unit.nanometer)
+    tmp = tmp_path_factory.mktemp("tip4p")
+    pdb = tmp / "solvated.pdb"
+    with open(pdb, "w") as f:
+        app.PDBFile.writeFile(modeller.topology, modeller.positions, f)
+    one = mdtraj.load(str(pdb))
+    rng = np.random.default_rng(0)
+    frames = one.xyz + rng.normal(0, 0.002, (5, *one.xyz.shape[1:])).astype(np.float32)
+    traj = mdtraj.Trajectory(frames, one.topology, time=np.arange(5) * 10.0)
+    traj.unitcell_vectors = np.repeat(one.unitcell_vectors, 5, axis=0)
+    traj[0].save_gro(str(tmp / "conf.gro"))
+    traj.save_xtc(str(tmp / "traj.xtc"))
+    n_sites = sum(a.name == "M" for a in one.topology.atoms)
+    return tmp, one.n_atoms, n_sites
+
+
+def test_four_site_water_is_no_reason_to_quarantine(tip4p_gromacs):
+    tmp, n_atoms, n_sites = tip4p_gromacs
+    assert n_sites > 50  # the test holds real 4-site water
+    ref = SystemRef("tip4p.ala2", "mdtraj", str(tmp / "traj.xtc"), topology=str(tmp / "conf.gro"))
+    raw = mdtraj_files.load(ref)
+    assert raw.n_atoms == n_atoms - n_sites
+    assert f"{n_sites} virtual sites dropped (M)" in raw.notes
+    assert raw.reference_angstrom is not None and len(raw.reference_angstrom) == raw.n_atoms
+    system, summary = process(raw, ProcessOptions(frame_dt_ns=0.01))
+    assert system.n_atoms == 10  # the dipeptide's heavy atoms; water removed
+    assert any("virtual sites dropped" in note for note in summary["notes"])

@@ -22,6 +22,24 @@ from boltzkinema.io.chemistry import normalise_element
 from boltzkinema.io.system import RawSystem, SystemRef
 
 _SINGLE_FILE = {".pdb", ".h5", ".gro"}
+# Massless interaction sites: TIP4P/OPC "M"/"MW", TIP5P "LP1/LP2", AMBER/OpenMM extra points.
+VIRTUAL_ELEMENTS = {"Vs", "Ep", "Lp"}
+VIRTUAL_NAMES = {"M", "MW", "LP", "LP1", "LP2", "EP", "EPW", "EP1", "EP2"}
+
+
+def virtual_sites(top: mdtraj.Topology) -> np.ndarray:
+    """Bool per atom: a virtual site (zero mass, element Vs/EP/LP, or a water extra point by name).
+
+    They carry charge in the force field but are no atoms: they are dropped at read time and
+    never a reason to quarantine a system."""
+    out = []
+    for a in top.atoms:
+        el = a.element
+        symbol = normalise_element(el.symbol) if el is not None and el.symbol else ""
+        massless = el is not None and el.mass == 0
+        named = el is None and a.name.upper() in VIRTUAL_NAMES
+        out.append(massless or symbol in VIRTUAL_ELEMENTS or named)
+    return np.array(out, dtype=bool)
 
 
 def system_name(trajectory: str) -> str:
@@ -90,7 +108,13 @@ def ascii_paths(*paths: str | None) -> Iterator[list[str | None]]:
 
 
 def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
-    """Wrap an mdtraj trajectory (nm, ps) as a :class:`RawSystem`."""
+    """Wrap an mdtraj trajectory (nm, ps) as a :class:`RawSystem`, virtual sites dropped."""
+    virtual = virtual_sites(traj.topology)
+    notes = []
+    if virtual.any():
+        names = sorted({str(a.name) for a in traj.topology.atoms if virtual[a.index]})
+        notes.append(f"{int(virtual.sum())} virtual sites dropped ({', '.join(names)})")
+        traj = traj.atom_slice(np.flatnonzero(~virtual))
     bonds = np.array([(a.index, b.index) for a, b in traj.topology.bonds], dtype=np.int64)
     times = np.asarray(traj.time, dtype=np.float64) / 1000.0 if traj.time is not None else None
     if times is not None and (len(times) < 2 or not np.all(np.diff(times) > 0)):
@@ -106,6 +130,7 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
         times_ns=times,
         box=box,
         bonds=bonds.reshape(-1, 2),
+        notes=notes,
         **topology_arrays(traj.topology),
     )
 
@@ -129,17 +154,20 @@ def load(ref: SystemRef) -> RawSystem:
             code, fix = "unreadable", "check that the file is complete (re-copy or re-export it)"
         raise InputError(f"mdtraj cannot read it: {message}", fix, code=code) from exc
     raw = from_trajectory(ref, traj)
-    raw.reference_angstrom = topology_reference(ref.topology, traj.n_atoms)
+    raw.reference_angstrom = topology_reference(ref.topology, raw.n_atoms)
     return raw
 
 
 def topology_reference(topology: str, n_atoms: int) -> np.ndarray | None:
-    """Coordinates (Å) stored in the topology file itself (PDB, GRO), shared by its replicas."""
+    """Coordinates (Å) stored in the topology file itself (PDB, GRO), shared by its replicas,
+    virtual sites dropped as from the trajectory."""
     if not topology or Path(topology).suffix.lower() not in (".pdb", ".gro", ".cif"):
         return None
     try:
         with ascii_paths(topology) as (path,):
-            xyz = mdtraj.load(path).xyz[0].astype(np.float64) * 10.0
+            structure = mdtraj.load(path)
+        real = np.flatnonzero(~virtual_sites(structure.topology))
+        xyz = structure.xyz[0, real].astype(np.float64) * 10.0
     except (ValueError, OSError, IndexError, NotImplementedError):
         return None
     return xyz if len(xyz) == n_atoms else None
