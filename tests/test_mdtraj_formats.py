@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from boltzkinema.data.process import ProcessOptions, process
+from boltzkinema.errors import InputError
 from boltzkinema.io import mdtraj_files
 from boltzkinema.io.system import SystemRef
 from conftest import EXAMPLE
@@ -129,3 +130,39 @@ def test_four_site_water_is_no_reason_to_quarantine(tip4p_gromacs):
     system, summary = process(raw, ProcessOptions(frame_dt_ns=0.01))
     assert system.n_atoms == 10  # the dipeptide's heavy atoms; water removed
     assert any("virtual sites dropped" in note for note in summary["notes"])
+
+
+def _saved(traj: mdtraj.Trajectory, path, time_ps=None) -> SystemRef:
+    copy = traj[:5]
+    if time_ps is not None:
+        copy.time = np.asarray(time_ps, dtype=np.float32)
+    copy.save(str(path))
+    return SystemRef("spacing.ala2", "mdtraj", str(path), topology=str(PRMTOP))
+
+
+@pytest.mark.parametrize(
+    "name,time_ps",
+    [("zero_times.nc", np.zeros(5)), ("no_times.mdcrd", None), ("frames.dcd", None)],
+)
+def test_a_file_without_usable_times_needs_frame_dt_from_the_config(solute, name, time_ps):
+    tmp, traj = solute
+    raw = mdtraj_files.load(_saved(traj, tmp / name, time_ps))
+    with pytest.raises(InputError) as err:
+        process(raw, ProcessOptions())
+    assert err.value.code == "no_frame_spacing" and "frame_dt_ns" in err.value.fix
+    system, summary = process(raw, ProcessOptions(frame_dt_ns=0.002))
+    assert system.attrs["frame_dt_ns"] == 0.002 and system.attrs["frame_dt_source"] == "config"
+    assert not summary["frame_dt_evidence"]["warnings"]  # frame numbers are no evidence
+
+
+def test_file_times_decide_the_spacing_and_a_disagreeing_config_wins_with_a_warning(solute):
+    tmp, traj = solute
+    raw = mdtraj_files.load(_saved(traj, tmp / "timed.xtc", np.arange(5) * 10.0))
+    system, summary = process(raw, ProcessOptions())
+    assert system.attrs["frame_dt_source"] == "file"
+    assert system.attrs["frame_dt_ns"] == pytest.approx(0.01)
+    system, summary = process(raw, ProcessOptions(frame_dt_ns=0.02))
+    assert system.attrs["frame_dt_ns"] == 0.02
+    evidence = summary["frame_dt_evidence"]
+    assert evidence["file"] == pytest.approx(0.01) and evidence["source"] == "config"
+    assert any("the config wins" in note for note in summary["notes"])

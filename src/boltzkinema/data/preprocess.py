@@ -27,7 +27,7 @@ DEFAULT_FRAME_DT_NS = {
     "misato": misato.DEFAULT_FRAME_DT_NS,
     "mdcath": mdcath.DEFAULT_FRAME_DT_NS,
     "atlas": atlas.DEFAULT_FRAME_DT_NS,
-    "mdtraj": 1.0,
+    "mdtraj": None,  # no convention: the file's times or the config's frame_dt_ns
 }
 
 

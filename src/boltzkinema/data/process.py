@@ -30,7 +30,7 @@ class ProcessOptions:
     unit_confidence_threshold: float = 0.95
     hydrogens: bool = False
     frame_dt_ns: float | None = None
-    default_frame_dt_ns: float = 1.0
+    default_frame_dt_ns: float | None = None
     jump_threshold_angstrom: float = 25.0
 
 
@@ -188,16 +188,61 @@ def sequences(
     return out
 
 
-def frame_times(raw: RawSystem, opts: ProcessOptions) -> tuple[np.ndarray, float, str]:
-    """Frame times in ns from zero, the frame spacing and where it came from."""
+FRAME_DT_TOLERANCE = 0.01
+
+
+def frame_times(raw: RawSystem, opts: ProcessOptions) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """Frame times in ns from zero, the frame spacing, and the evidence it was decided on.
+
+    Sources, like units: the config (``frame_dt_ns``), the file's own times (strictly
+    increasing, not all equal) and the format's convention (MISATO, mdCATH, ATLAS). The config
+    wins over the file, with a warning when they differ by more than 1%; the file wins over a
+    convention. With no usable source the system is refused: a guessed spacing would set the Δt
+    the model learns, with no trace."""
     n = raw.n_frames
+    file_dt = None
+    if raw.times_ns is not None and len(raw.times_ns) == n and n >= 2:
+        steps = np.diff(raw.times_ns)
+        if np.all(steps > 0):
+            file_dt = float(np.median(steps))
+    convention = raw.frame_dt_ns or opts.default_frame_dt_ns
+    evidence: dict[str, Any] = {
+        "config": opts.frame_dt_ns,
+        "file": file_dt,
+        "convention": convention,
+        "warnings": [],
+    }
     if opts.frame_dt_ns is not None:
-        return np.arange(n) * opts.frame_dt_ns, opts.frame_dt_ns, "config"
-    if raw.times_ns is not None and len(raw.times_ns) == n:
+        dt, evidence["source"] = float(opts.frame_dt_ns), "config"
+        if file_dt is not None and abs(file_dt - dt) > FRAME_DT_TOLERANCE * dt:
+            evidence["warnings"].append(
+                f"frame spacing: the config says {dt:g} ns, the file's times {file_dt:g} ns; "
+                "the config wins"
+            )
+        return np.arange(n) * dt, dt, evidence
+    if file_dt is not None:
         t = raw.times_ns - raw.times_ns[0]
-        return t, float(np.median(np.diff(t))), "file"
-    dt = raw.frame_dt_ns or opts.default_frame_dt_ns
-    return np.arange(n) * dt, dt, "format default"
+        evidence["source"] = "file"
+        if convention is not None and abs(file_dt - convention) > FRAME_DT_TOLERANCE * file_dt:
+            evidence["warnings"].append(
+                f"frame spacing: the file's times say {file_dt:g} ns, the format's convention "
+                f"{convention:g} ns; the file wins"
+            )
+        return t, file_dt, evidence
+    if convention is not None:
+        evidence["source"] = "format convention"
+        return np.arange(n) * convention, float(convention), evidence
+    if n < 2:
+        evidence["source"] = "single frame"
+        return np.zeros(n), 0.0, evidence
+    raise _fail(
+        f"no usable frame spacing: the file holds no increasing times "
+        f"({'none' if raw.times_ns is None else 'all equal or not increasing'}) and the config "
+        "gives none",
+        f"set `frame_dt_ns: <ns between frames>` for dataset "
+        f"{raw.ref.system_id.split('.')[0]!r} in the config",
+        "no_frame_spacing",
+    )
 
 
 def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict[str, Any]]:
@@ -258,7 +303,8 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     keys = residue_keys(raw)[atoms]
     chain_index, residue_index = _chain_and_residue_index(raw.chain_ids[atoms], keys)
     token_index = tokens(mol_type, keys)
-    times, dt, dt_source = frame_times(raw, opts)
+    times, dt, dt_evidence = frame_times(raw, opts)
+    notes = [*raw.notes, *dt_evidence["warnings"]]
     fields = {
         "atom_names": raw.atom_names[atoms],
         "elements": raw.elements[atoms],
@@ -282,12 +328,13 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "unit_forced": unit.forced,
         "unit_evidence": unit.evidence,
         "frame_dt_ns": float(dt),
-        "frame_dt_source": dt_source,
+        "frame_dt_source": dt_evidence["source"],
+        "frame_dt_evidence": dt_evidence,
         "topology_hash": topo_hash,
         "reference_hash": hashlib.sha256(reference.tobytes()).hexdigest()[:16],
         "reference_source": "topology" if raw.reference_angstrom is not None else "first frame",
         "unwrap": unwrap_info,
-        "notes": list(raw.notes),
+        "notes": notes,
     }
     if ligand is not None:
         attrs["ligand"] = {
@@ -320,7 +367,8 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "sequences": sequences(mol_type, chain_index, token_index, fields["residue_names"]),
         "ligand": attrs.get("ligand"),
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
-        "notes": list(raw.notes),
+        "frame_dt_evidence": dt_evidence,
+        "notes": notes,
     }
     return system, summary
 

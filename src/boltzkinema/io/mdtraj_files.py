@@ -22,6 +22,8 @@ from boltzkinema.io.chemistry import normalise_element
 from boltzkinema.io.system import RawSystem, SystemRef
 
 _SINGLE_FILE = {".pdb", ".h5", ".gro"}
+# Formats that store each frame's time; for the others (dcd, mdcrd, pdb) mdtraj numbers frames.
+TIMED_FORMATS = {".xtc", ".trr", ".nc", ".ncdf", ".netcdf", ".h5", ".dtr"}
 # Massless interaction sites: TIP4P/OPC "M"/"MW", TIP5P "LP1/LP2", AMBER/OpenMM extra points.
 VIRTUAL_ELEMENTS = {"Vs", "Ep", "Lp"}
 VIRTUAL_NAMES = {"M", "MW", "LP", "LP1", "LP2", "EP", "EPW", "EP1", "EP2"}
@@ -116,9 +118,8 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
         notes.append(f"{int(virtual.sum())} virtual sites dropped ({', '.join(names)})")
         traj = traj.atom_slice(np.flatnonzero(~virtual))
     bonds = np.array([(a.index, b.index) for a, b in traj.topology.bonds], dtype=np.int64)
-    times = np.asarray(traj.time, dtype=np.float64) / 1000.0 if traj.time is not None else None
-    if times is not None and (len(times) < 2 or not np.all(np.diff(times) > 0)):
-        times = None
+    timed = Path(ref.path).suffix.lower() in TIMED_FORMATS and traj.time is not None
+    times = np.asarray(traj.time, dtype=np.float64) / 1000.0 if timed else None
     box = None
     if traj.unitcell_lengths is not None:
         box = np.asarray(traj.unitcell_lengths, dtype=np.float64)
