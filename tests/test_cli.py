@@ -33,6 +33,8 @@ def test_preprocess_by_hand_from_raw_files(tmp_path):
             str(EXAMPLE / "mdtraj" / "ala2_tip3p.dcd"),
             "--topology",
             str(EXAMPLE / "mdtraj" / "ala2_tip3p.prmtop"),
+            "--frame-dt-ns",  # a dcd holds no times: the spacing must be given
+            "0.0005",
             "--output",
             str(out),
             "--report",
@@ -42,6 +44,7 @@ def test_preprocess_by_hand_from_raw_files(tmp_path):
     assert code == 0
     entry = json.loads(report.read_text())["systems"][0]
     assert entry["system_id"] == "ala2.ala2_tip3p"
+    assert entry["frame_dt_evidence"]["source"] == "config"
     assert entry["n_atoms"] == 10 and entry["n_tokens"] == 3  # ACE-ALA-NME heavy atoms
     assert entry["unit"]["detected"] == "nm"
 
