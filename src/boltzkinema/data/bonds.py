@@ -69,7 +69,8 @@ def stereo_centres(n_atoms: int, bonds: np.ndarray) -> np.ndarray:
 
     The signed volume of ``(a, b, c)`` around the centre is the handedness of a tetrahedral
     centre (Cα: N, C, Cβ) and near zero for a planar one (a carbonyl carbon); the rows are a
-    pure function of the bond graph, so training and evaluation agree on them.
+    pure function of the bond graph. (The evaluation's chirality flips count Cα centres only,
+    from ``backbone_geometry``: a planar centre's sign is noise.)
     """
     bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
     if n_atoms == 0 or len(bonds) == 0:
