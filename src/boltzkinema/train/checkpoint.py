@@ -27,6 +27,7 @@ from boltzkinema.util import atomic_write_text
 log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step_(\d+)$")
 PREFIXES = ("_orig_mod.", "module.")
+EMA_NAME = "ema"  # ema.safetensors: the weight average, which sampling prefers
 
 
 def step_dir(run_dir: Path, step: int) -> Path:
@@ -85,17 +86,24 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     trainable_only: bool,
+    averaged: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``step_{N}/`` atomically: model.safetensors, optimizer.safetensors, state.json."""
+    """Write ``step_{N}/`` atomically: model.safetensors, optimizer.safetensors, state.json,
+    and ema.safetensors when ``averaged`` (the weight average's state dict) is given."""
     target = step_dir(run_dir, step)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = _unshared(model.state_dict())
+    names = None
     if trainable_only:  # every name of a trainable tensor (a layer may be registered twice)
         names = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
-        weights = {k: v for k, v in weights.items() if k in names}
-    save_file(weights, str(tmp / "model.safetensors"), metadata={"step": str(step)})
+    for filename, state_dict in (("model", model.state_dict()), (EMA_NAME, averaged)):
+        if state_dict is None:
+            continue
+        weights = _unshared(state_dict)
+        if names is not None:
+            weights = {k: v for k, v in weights.items() if k in names}
+        save_file(weights, str(tmp / f"{filename}.safetensors"), metadata={"step": str(step)})
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     full = {
@@ -285,6 +293,7 @@ def resolve_checkpoint(
         folder = path if path.is_dir() else path.parent
         m = STEP_DIR.match(folder.name)
         step = int(m.group(1)) if m else -1
+        weights = sampling_weights(path) if path.is_dir() else path
     else:
         if not found:
             raise CheckpointError(f"{run_dir} has no complete checkpoint; train first")
@@ -304,16 +313,24 @@ def resolve_checkpoint(
             _, step, folder = min(scored)
         else:
             raise CheckpointError(f"unknown checkpoint policy {policy!r}: latest, best, explicit")
-    weights = folder / "model.safetensors" if folder.is_dir() else folder
+        weights = sampling_weights(folder)
     if not weights.exists():
         raise CheckpointError(f"{weights} does not exist; checkpoints of {run_dir}: {existing}")
     return {
         "path": str(folder),
         "weights": str(weights),
+        "averaged": weights.name == f"{EMA_NAME}.safetensors",
         "step": step,
         "policy": policy,
         "sha256": sha256(weights),
     }
+
+
+def sampling_weights(folder: Path) -> Path:
+    """The weights to sample from in a checkpoint folder: the weight average where the run
+    kept one (``train.ema_decay``), else the raw weights."""
+    averaged = folder / f"{EMA_NAME}.safetensors"
+    return averaged if averaged.exists() else folder / "model.safetensors"
 
 
 def write_resolved(info: dict[str, Any], output: str | Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -28,6 +29,7 @@ from boltzkinema.model.architectures import (
 )
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
+from boltzkinema.train.ema import WeightAverage
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
 from boltzkinema.train.start import Start, load_start, resolve_start
@@ -48,6 +50,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 5
+    lr_schedule: str = "constant"
+    lr_final_fraction: float = 0.1
+    ema_decay: float = 0.0
     grad_clip: float = 1.0
     max_bad_steps: int = 5
     checkpoint_every: int = 10
@@ -166,6 +171,7 @@ class Trainer:
             self.val_ds = None
             log.warning("no validation systems: validation loss is not computed")
         self.model = self._build_model(start)
+        self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         if start.boltz2 is not None:
             self._warn_unless_same_boltz2_trunk(manifest)
         del start  # a Boltz-2 checkpoint's contents are large
@@ -232,6 +238,8 @@ class Trainer:
                 self.config_hash,
             )
         ckpt.load_weights(self.model, folder / "model.safetensors")
+        if self.ema is not None:
+            self._resume_average(folder)
         ckpt.load_optimizer(self.optimizer, folder, state["optimizer"])
         ckpt.set_rng_state(state["rng"])
         self.step = step
@@ -241,6 +249,22 @@ class Trainer:
             rows = pd.read_parquet(log_path)
             self.rows = rows[rows["step"] < step].to_dict("records")
         log.info("resumed from %s at step %d", folder, step)
+
+    def _resume_average(self, folder: Path) -> None:
+        """Continue the weight average saved with ``folder``, or start it from the resumed
+        weights when that checkpoint kept none (a run that turned ``ema_decay`` on later)."""
+        assert self.ema is not None
+        saved = folder / f"{ckpt.EMA_NAME}.safetensors"
+        if not saved.exists():
+            log.warning("%s holds no weight average; it starts from the resumed weights", folder)
+            self.ema = WeightAverage(self.model, self.cfg.ema_decay)
+            return
+        try:
+            self.ema.load(ckpt.strip_prefixes(ckpt.read_weights(saved)))
+        except KeyError as exc:
+            raise ckpt.CheckpointError(
+                f"{saved}: {exc.args[0]}; it belongs to another model, pick a new train.run name"
+            ) from exc
 
     def _indices(self, step: int) -> list[tuple[int, int]]:
         per_step = self.cfg.batch_size * self.world
@@ -294,6 +318,8 @@ class Trainer:
         else:
             self.bad_in_row = 0
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model, step)
         return {
             "step": step,
             "loss": float(loss.detach()),
@@ -307,8 +333,15 @@ class Trainer:
         }
 
     def learning_rate(self, step: int) -> float:
-        """Linear warm-up to ``lr`` over ``warmup_steps``, then constant."""
-        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        """Linear warm-up to ``lr`` over ``warmup_steps``, then constant, or (``cosine``) a
+        half cosine down to ``lr_final_fraction · lr`` at the last step."""
+        warm = min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        if self.cfg.lr_schedule == "constant" or step < self.cfg.warmup_steps:
+            return self.cfg.lr * warm
+        span = max(1, self.cfg.steps - 1 - self.cfg.warmup_steps)
+        progress = min(1.0, (step - self.cfg.warmup_steps) / span)
+        final = self.cfg.lr_final_fraction
+        return self.cfg.lr * (final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     def _shrink_crop(self) -> None:
         """After CUDA out-of-memory: halve the crop and retry the same step."""
@@ -418,6 +451,7 @@ class Trainer:
             state,
             # Frozen weights are left out only where the base gives them back.
             self.cfg.save == "trainable" and self.base is not None,
+            self.ema.averaged_state(self.model) if self.ema is not None else None,
         )
         table = pd.DataFrame(self.rows)
         target = self.run_dir / "train_log.parquet"
