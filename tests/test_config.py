@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -77,3 +78,30 @@ def test_presets_validate_on_top_of_the_default(default_config, preset):
     update_config(cfg, yaml.safe_load((REPO / "config" / preset).read_text()))
     validate(cfg, SCHEMA)
     assert cfg["train"]["run"] != "example"
+
+
+@pytest.mark.parametrize(
+    "section,settings",
+    [
+        (("train",), "boltzkinema.train.loop:TrainConfig"),
+        (("sample",), "boltzkinema.sample.run:SampleConfig"),
+        (("sample", "steering"), "boltzkinema.sample.steering:SteeringConfig"),
+    ],
+)
+def test_settings_classes_default_to_what_the_schema_says(section, settings):
+    """Until the schema is the only source of defaults (issue 14), the two must agree."""
+    import dataclasses
+    import importlib
+
+    module, name = settings.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    node = yaml.safe_load(Path(SCHEMA).read_text())
+    for key in section:
+        node = node["properties"][key]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    checked = 0
+    for key, spec in node["properties"].items():
+        if "default" in spec and key in fields and fields[key].default is not dataclasses.MISSING:
+            assert fields[key].default == spec["default"], f"{name}.{key}"
+            checked += 1
+    assert checked >= 3

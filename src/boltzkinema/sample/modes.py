@@ -6,6 +6,7 @@ Coordinates are in Å in the system's reference frame (as stored in the processe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,12 @@ from boltzkinema.sample.sampler import SamplerConfig, sample
 
 @dataclass
 class SystemInputs:
-    """What the model needs about one system, independent of frames."""
+    """What the model needs about one system, independent of frames, and the steering that
+    corrects its denoised estimates (``None``: none)."""
 
     system: ProcessedSystem
     features: dict[str, torch.Tensor]
+    steer: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -111,7 +114,8 @@ def _window(
     batch = batch_for(inputs, times, s)
     mask = known_mask[None].expand(s, -1).to(device)
     with torch.no_grad():
-        return sample(model.denoiser(batch), known.to(device), mask, cfg, generator).cpu()
+        denoise = model.denoiser(batch)
+        return sample(denoise, known.to(device), mask, cfg, generator, inputs.steer).cpu()
 
 
 def forecast(

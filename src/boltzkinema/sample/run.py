@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
 from boltzkinema.model.frames import old_layout_hint
-from boltzkinema.sample import coverage, modes
+from boltzkinema.sample import coverage, modes, steering
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_base, load_weights
@@ -45,6 +47,7 @@ class SampleConfig:
     coarse_factor: int = 4
     max_history: int = 2
     sampler: dict[str, Any] = field(default_factory=dict)
+    steering: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
@@ -73,6 +76,21 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
         )
     model.eval()
     return model
+
+
+def steering_for(
+    system: ProcessedSystem, cfg: SampleConfig, device: torch.device
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The steering of ``cfg.steering`` for one system, or ``None`` when it is off."""
+    settings = steering.SteeringConfig(**cfg.steering)
+    if not settings.active:
+        return None
+    held = steering.restraints(system, settings.pair_cutoff).to(device)
+    log.info(
+        "%s: steering %d bonds, %d stereo/planar centres, %d non-bonded pairs",
+        system.system_id, len(held.bonds), len(held.centres), len(held.pairs),
+    )  # fmt: skip
+    return partial(steering.steer, r=held, cfg=settings)
 
 
 def reference_at(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
@@ -182,6 +200,7 @@ def run_sampling(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     inputs.features = {k: v.to(device) for k, v in inputs.features.items()}
+    inputs.steer = steering_for(inputs.system, cfg, device)
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coverage.check(checkpoint_json, cfg, mode, dt)
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)

@@ -22,6 +22,7 @@ steps without churn over 36 levels (71 evaluations) give 1.01–1.05 s² for s f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -65,13 +66,20 @@ def sample(
     cond_mask: torch.Tensor,
     cfg: SamplerConfig,
     generator: torch.Generator,
+    steer: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Generate the frames where ``cond_mask`` is False; keep the others equal to ``cond``.
 
     ``cond`` (B, T, M, 3); ``cond_mask`` (B, T) bool; ``denoise(x, sigma (B, T))`` is the model.
+    ``steer``, when given, corrects every denoised estimate before the step towards it
+    (physical steering, :mod:`boltzkinema.sample.steering`).
     """
     sigmas = karras_sigmas(cfg).to(cond.device)
     gen = ~cond_mask[..., None, None]
+
+    def estimate(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        d = denoise(x, sigma)
+        return d if steer is None else torch.where(gen, steer(d), d)
 
     def noise() -> torch.Tensor:
         return torch.randn(cond.shape, generator=generator).to(cond.device)
@@ -90,12 +98,12 @@ def sample(
         s_hat = s * (1.0 + gamma)
         if gamma > 0 and cfg.noise_scale > 0:
             x = torch.where(gen, x + cfg.noise_scale * (s_hat**2 - s**2) ** 0.5 * noise(), x)
-        d_hat = denoise(x, per_frame(s_hat))
+        d_hat = estimate(x, per_frame(s_hat))
         slope = (x - d_hat) / s_hat
         scale = cfg.step_scale if s_next > 0 else 1.0
         x_next = x + scale * (s_next - s_hat) * slope
         if cfg.heun and s_next > 0:
-            slope2 = (x_next - denoise(x_next, per_frame(s_next))) / s_next
+            slope2 = (x_next - estimate(x_next, per_frame(s_next))) / s_next
             x_next = x + scale * (s_next - s_hat) * 0.5 * (slope + slope2)
         x = torch.where(gen, x_next, cond)
     return x
