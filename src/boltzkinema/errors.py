@@ -35,3 +35,7 @@ class CheckpointError(BoltzKinemaError):
 class SystemRefused(BoltzKinemaError):
     """A trunk backend cannot represent this one system: it is left out of the cache (and so of
     the manifest) with the reason, and the shard's other systems go on."""
+
+
+class DiskFullError(BoltzKinemaError):
+    """A write would not fit, or did not fit, on its filesystem; the temporary file is gone."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from boltzkinema.io.layouts import write_atlas
 from boltzkinema.simulate import equilibrated
+from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,8 @@ def simulate_batch(batch: PeptideBatch, work: Path, threads: int = 1) -> list[Pa
             time=dt_ps * np.arange(1, batch.n_frames + 1),
         )
         target = work / f"{run.name}.h5"
-        tmp = target.with_name(target.stem + ".part.h5")
-        traj.save_hdf5(str(tmp), force_overwrite=True)
-        tmp.replace(target)
+        with atomic_output(target, traj.xyz.nbytes) as tmp:
+            traj.save_hdf5(str(tmp), force_overwrite=True)
         meta = {
             "run": run.name,
             "sequence": run.sequence,

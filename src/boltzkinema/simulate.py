@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from boltzkinema.util import atomic_output
+
 log = logging.getLogger(__name__)
 
 
@@ -155,10 +157,8 @@ def simulate(
         unitcell_lengths=boxes if periodic else None,
         unitcell_angles=np.full((run.n_frames, 3), 90.0) if periodic else None,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    traj.save_hdf5(str(tmp), force_overwrite=True)
-    tmp.replace(output)
+    with atomic_output(output, traj.xyz.nbytes) as tmp:
+        traj.save_hdf5(str(tmp), force_overwrite=True)
     meta = asdict(run) | {
         "frame_dt_ps": dt_ps,
         "notes": notes if notes is not None else SYSTEM_NOTES[run.system],

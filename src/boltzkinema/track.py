@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from boltzkinema.errors import ConfigError
+from boltzkinema.util import disk_full, is_disk_full
 
 
 @contextmanager
@@ -33,12 +34,21 @@ def log_rows(db: str | Path, table: str, rows: list[dict[str, Any]], key: list[s
     """Insert rows into a table (created on first use), replacing rows with the same ``key``."""
     if not rows:
         return
-    import lancedb
-
     db = Path(db)
     frame = pd.DataFrame(rows)
     if frame.duplicated(key).any():
         raise ValueError(f"rows for LanceDB table {table!r} repeat a key {key}")
+    try:
+        _insert(db, table, frame, key)
+    except Exception as exc:  # LanceDB reports a full disk as its own error types
+        if is_disk_full(exc):
+            raise disk_full(db) from exc
+        raise
+
+
+def _insert(db: Path, table: str, frame: pd.DataFrame, key: list[str]) -> None:
+    import lancedb
+
     with _locked(db):
         conn = lancedb.connect(str(db))
         try:

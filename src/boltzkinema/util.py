@@ -1,30 +1,97 @@
-"""Small helpers: atomic file writes and logging set-up."""
+"""Small helpers: atomic file writes that fail clearly on a full disk, and logging set-up."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
+
+from boltzkinema.errors import DiskFullError
 
 T = TypeVar("T")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place.
+    """Write text to a temporary file beside ``path``, then rename it into place."""
+    with atomic_output(path, len(text.encode())) as tmp:
+        tmp.write_text(text)
+
+
+@contextmanager
+def atomic_output(path: str | Path, needed_bytes: int = 0) -> Iterator[Path]:
+    """A temporary path beside ``path`` (file or folder) that becomes ``path`` when the block
+    ends cleanly and is removed when it does not.
 
     The temporary name is fixed, so a writer killed half-way leaves a file that the rerun
-    overwrites rather than litter.
+    overwrites rather than litter. ``needed_bytes`` (an estimate) is checked against the free
+    space first, and a full disk during the write becomes one :class:`DiskFullError` naming the
+    path instead of a traceback from deep inside a library.
     """
+    path = Path(path)
     tmp = tmp_path(path)
+    ensure_free_space(path, needed_bytes)
     try:
-        tmp.write_text(text)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        _remove(tmp)
+        if is_disk_full(exc):
+            raise disk_full(path, needed_bytes) from exc
         raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC (or a quota), as an OSError or as a library's message about one."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the filesystem that holds ``path`` (or its nearest existing parent)."""
+    folder = Path(path).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def disk_full(path: str | Path, needed_bytes: int = 0) -> DiskFullError:
+    need = f"needs about {_size(needed_bytes)}, " if needed_bytes else ""
+    return DiskFullError(
+        f"{path}: no space left on its filesystem ({need}{_size(free_bytes(path))} free); the "
+        "partial file was removed. Fix: free space there, or point `results` at a larger disk, "
+        "then rerun"
+    )
+
+
+def ensure_free_space(path: str | Path, needed_bytes: int) -> None:
+    """Refuse a write of ``needed_bytes`` (an estimate; 1 MiB slack for metadata) that cannot
+    fit, before anything is written."""
+    if needed_bytes > 0 and free_bytes(path) < needed_bytes + (1 << 20):
+        raise disk_full(path, needed_bytes)
 
 
 def tmp_path(path: str | Path) -> Path:

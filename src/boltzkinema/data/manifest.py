@@ -12,7 +12,7 @@ import pandas as pd
 
 from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.util import tmp_path
+from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,5 @@ def build_manifest(
 
 def write_manifest(table: pd.DataFrame, path: str | Path) -> None:
     """Write Parquet atomically."""
-    tmp = tmp_path(path)
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        table.to_parquet(tmp, index=False)

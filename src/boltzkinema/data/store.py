@@ -18,6 +18,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from boltzkinema.util import ensure_free_space
+
 _STR = h5py.string_dtype("utf-8")
 TOPOLOGY_FIELDS = (
     "atom_names",
@@ -67,6 +69,17 @@ class ProcessedSystem:
         return int(self.token_index.max()) + 1 if len(self.token_index) else 0
 
 
+def _bytes(system: ProcessedSystem) -> int:
+    """What a system takes in a shard, uncompressed (its arrays; strings at 8 bytes each)."""
+    total = system.coords.size * 4 + system.times_ns.size * 8
+    if system.reference_coords is not None:
+        total += system.reference_coords.size * 4
+    for name in TOPOLOGY_FIELDS:
+        value = np.asarray(getattr(system, name))
+        total += value.size * (8 if value.dtype == object else value.itemsize)
+    return int(total)
+
+
 class ShardWriter:
     """Writes systems into ``{path}.tmp`` and renames it to ``path`` only when closed cleanly."""
 
@@ -80,8 +93,12 @@ class ShardWriter:
         self._file.attrs["format_version"] = 1
 
     def add(self, system: ProcessedSystem) -> None:
+        """Write one system; one that would not fit in the free space is refused before any of
+        it is written (HDF5 cannot report a full disk once it has buffered the data: it
+        crashes on close)."""
         if system.system_id in self._systems:
             raise ValueError(f"system {system.system_id!r} written twice to {self.path}")
+        ensure_free_space(self.tmp, _bytes(system))
         g = self._systems.create_group(system.system_id)
         m = system.n_atoms
         g.create_dataset(

@@ -3,7 +3,6 @@ and, for ligands, the ligand-centre distance over time. PNG, written atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,7 @@ from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
 from boltzkinema.evaluate.evaluate import backbone_torsions
 from boltzkinema.io.chemistry import MolType
-from boltzkinema.util import tmp_path
+from boltzkinema.util import atomic_output
 
 COLOURS = {
     "reference": "black",
@@ -28,11 +27,11 @@ COLOURS = {
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def system_figures(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from boltzkinema.evaluate.evaluate import (
     static_baseline,
 )
 from boltzkinema.evaluate.figures import system_figures
-from boltzkinema.util import from_settings, tmp_path
+from boltzkinema.util import atomic_output, from_settings
 
 log = logging.getLogger(__name__)
 METHODS = ("model", "noise", "static", "replica")
@@ -256,15 +255,13 @@ def write_tables(per_system: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     summary = summarise(per_system)
     for name, frame in {"per_system": per_system, "summary": summary}.items():
         target = out_dir / f"{name}.parquet"
-        frame.to_parquet(tmp_path(target), index=False)
-        os.replace(tmp_path(target), target)
+        with atomic_output(target) as tmp:
+            frame.to_parquet(tmp, index=False)
         paths[name] = target
     for (split, ood), frame in per_system.groupby(["split", "ood"]):
         target = out_dir / f"split_{split}_{'ood' if ood else 'id'}.parquet"
-        pd.concat([frame, summarise(frame)], ignore_index=True).to_parquet(
-            tmp_path(target), index=False
-        )
-        os.replace(tmp_path(target), target)
+        with atomic_output(target) as tmp:
+            pd.concat([frame, summarise(frame)], ignore_index=True).to_parquet(tmp, index=False)
     return paths
 
 

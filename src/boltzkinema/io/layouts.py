@@ -16,6 +16,7 @@ import numpy as np
 
 from boltzkinema.io.chemistry import PROTEIN_RESIDUES
 from boltzkinema.io.misato import LIGAND_RESIDUE, code_tables
+from boltzkinema.util import atomic_output
 
 _GENERIC_TYPES = {"C": "CT", "N": "N", "O": "O", "S": "S", "H": "H"}
 _HISTIDINES = {"HIS", "HID", "HIP", "HSD", "HSE", "HSP"}  # MISATO codes every histidine as HIE
@@ -24,14 +25,8 @@ _HISTIDINES = {"HIS", "HID", "HIP", "HSD", "HSE", "HSP"}  # MISATO codes every h
 @contextmanager
 def _atomic_h5(path: Path) -> Iterator[h5py.File]:
     """An HDF5 file written under a temporary name, renamed on success, removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        yield f
 
 
 def misato_codes(
@@ -140,6 +135,5 @@ def write_atlas(directory: Path, name: str, replicas: list[mdtraj.Trajectory]) -
     for k, traj in enumerate(replicas, start=1):
         fitted = traj.superpose(replicas[0], 0)
         target = directory / f"{name}_R{k}.xtc"
-        tmp = target.with_name(target.stem + ".part.xtc")
-        fitted.save_xtc(str(tmp))
-        tmp.replace(target)
+        with atomic_output(target, fitted.xyz.nbytes) as tmp:
+            fitted.save_xtc(str(tmp))

@@ -25,7 +25,7 @@ from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_base, load_weights
 from boltzkinema.train.params import add_lora, names_after_lora
 from boltzkinema.trunk.cache import check_widths
-from boltzkinema.util import from_settings, tmp_path
+from boltzkinema.util import atomic_output, from_settings
 
 log = logging.getLogger(__name__)
 MODES = ("forecast", "interpolate", "hierarchical", "unbinding")
@@ -207,10 +207,8 @@ def run_sampling(
     given = extras.pop("given", None)
     paths = write_samples(inputs.system, coords, times, Path(out_dir), mode, given, start_frame=0)
     if extras:
-        target = Path(out_dir) / f"{mode}_extras.npz"
-        with open(tmp_path(target), "wb") as f:
-            np.savez(f, **extras)
-        tmp_path(target).replace(target)
+        with atomic_output(Path(out_dir) / f"{mode}_extras.npz") as tmp:
+            np.savez(tmp, **extras)
     log.info(
         "%s %s: %d samples x %d frames -> %s",
         system_id,

@@ -10,7 +10,6 @@ and CONECT records for ligand bonds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mdtraj
@@ -19,7 +18,7 @@ import numpy as np
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.io.mdtraj_files import ascii_paths
-from boltzkinema.util import tmp_path
+from boltzkinema.util import atomic_output, ensure_free_space
 
 
 def mdtraj_topology(system: ProcessedSystem) -> mdtraj.Topology:
@@ -56,17 +55,17 @@ def _trajectory(
 
 def write_pdb(system: ProcessedSystem, coords: np.ndarray, path: Path) -> None:
     """One frame as PDB; ligand bonds become CONECT records."""
-    tmp = tmp_path(path)
-    _trajectory(system, coords[None], np.zeros(1)).save_pdb(str(tmp))
-    lig = system.mol_type == int(MolType.LIGAND)
-    if lig.any():
-        lines = [ln for ln in tmp.read_text().splitlines() if not ln.startswith(("CONECT", "END"))]
-        serial = _pdb_serials(lines)
-        for a, b in system.bonds.tolist():
-            if lig[a] or lig[b]:
-                lines.append(f"CONECT{serial[a]:5d}{serial[b]:5d}")
-        tmp.write_text("\n".join([*lines, "END"]) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        _trajectory(system, coords[None], np.zeros(1)).save_pdb(str(tmp))
+        lig = system.mol_type == int(MolType.LIGAND)
+        if lig.any():
+            lines = tmp.read_text().splitlines()
+            lines = [ln for ln in lines if not ln.startswith(("CONECT", "END"))]
+            serial = _pdb_serials(lines)
+            for a, b in system.bonds.tolist():
+                if lig[a] or lig[b]:
+                    lines.append(f"CONECT{serial[a]:5d}{serial[b]:5d}")
+            tmp.write_text("\n".join([*lines, "END"]) + "\n")
 
 
 def _pdb_serials(lines: list[str]) -> list[int]:
@@ -91,25 +90,23 @@ def write_samples(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     npz = out_dir / f"{mode}.npz"
-    tmp = tmp_path(npz)
-    with open(tmp, "wb") as f:
+    # npz (float32) plus one xtc per sample (at most as large): twice the coordinates.
+    ensure_free_space(out_dir, 2 * coords.size * 4)
+    with atomic_output(npz) as tmp:
         np.savez(
-            f,
+            tmp,
             coords=coords.astype(np.float32),
             times_ns=np.asarray(times_ns, np.float64),
             system_id=np.array(system.system_id),
             given=given,
             start_frame=np.array(int(start_frame), np.int64),
         )
-    os.replace(tmp, npz)
     pdb = out_dir / f"{system.system_id}.{mode}.pdb"
     write_pdb(system, coords[0, 0], pdb)
     paths = {"npz": npz, "pdb": pdb}
     for k, sample_coords in enumerate(coords):
         xtc = out_dir / f"{mode}_s{k}.xtc"
-        tmp = tmp_path(xtc)
-        with ascii_paths(str(tmp)) as (writable,):
+        with atomic_output(xtc) as tmp, ascii_paths(str(tmp)) as (writable,):
             _trajectory(system, sample_coords, times_ns).save_xtc(writable)
-        os.replace(tmp, xtc)
         paths[f"xtc{k}"] = xtc
     return paths

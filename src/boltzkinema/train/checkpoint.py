@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -22,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from boltzkinema.errors import CheckpointError
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
-from boltzkinema.util import atomic_write_text
+from boltzkinema.util import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -91,32 +90,34 @@ def save_checkpoint(
     """Write ``step_{N}/`` atomically: model.safetensors, optimizer.safetensors, state.json,
     and ema.safetensors when ``averaged`` (the weight average's state dict) is given."""
     target = step_dir(run_dir, step)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     names = None
     if trainable_only:  # every name of a trainable tensor (a layer may be registered twice)
         names = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    files = {}
     for filename, state_dict in (("model", model.state_dict()), (EMA_NAME, averaged)):
-        if state_dict is None:
-            continue
-        weights = _unshared(state_dict)
-        if names is not None:
-            weights = {k: v for k, v in weights.items() if k in names}
-        save_file(weights, str(tmp / f"{filename}.safetensors"), metadata={"step": str(step)})
+        if state_dict is not None:
+            weights = _unshared(state_dict)
+            if names is not None:
+                weights = {k: v for k, v in weights.items() if k in names}
+            files[filename] = weights
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    full = {
-        **state,
-        "step": step,
-        "optimizer": opt_meta,
-        "rng": rng_state(),
-        "trainable_only": trainable_only,
-    }
-    (tmp / "state.json").write_text(json.dumps(full, indent=1, default=_json_default) + "\n")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    files["optimizer"] = opt_tensors
+    needed = sum(t.numel() * t.element_size() for w in files.values() for t in w.values())
+    with atomic_output(target, needed) as tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for filename, weights in files.items():
+            save_file(weights, str(tmp / f"{filename}.safetensors"), metadata={"step": str(step)})
+        full = {
+            **state,
+            "step": step,
+            "optimizer": opt_meta,
+            "rng": rng_state(),
+            "trainable_only": trainable_only,
+        }
+        (tmp / "state.json").write_text(json.dumps(full, indent=1, default=_json_default) + "\n")
+        if target.exists():  # a rewrite of the same step: os.replace needs the name free
+            shutil.rmtree(target)
     return target
 
 

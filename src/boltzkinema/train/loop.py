@@ -34,7 +34,7 @@ from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
 from boltzkinema.train.start import Start, load_start, resolve_start
 from boltzkinema.trunk.cache import check_widths, entry_metadata
-from boltzkinema.util import from_settings, tmp_path
+from boltzkinema.util import atomic_output, from_settings
 
 log = logging.getLogger(__name__)
 
@@ -453,11 +453,8 @@ class Trainer:
             self.cfg.save == "trainable" and self.base is not None,
             self.ema.averaged_state(self.model) if self.ema is not None else None,
         )
-        table = pd.DataFrame(self.rows)
-        target = self.run_dir / "train_log.parquet"
-        tmp = tmp_path(target)
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
+        with atomic_output(self.run_dir / "train_log.parquet") as tmp:
+            pd.DataFrame(self.rows).to_parquet(tmp, index=False)
         if self.cfg.lancedb:
             from boltzkinema.track import log_rows
 

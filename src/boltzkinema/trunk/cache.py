@@ -21,7 +21,7 @@ from safetensors.numpy import load_file, save_file
 from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import SystemRefused
 from boltzkinema.trunk.backend import TrunkBackend, TrunkEmbedding
-from boltzkinema.util import atomic_write_text, tmp_path
+from boltzkinema.util import atomic_output, atomic_write_text
 
 log = logging.getLogger(__name__)
 TENSORS = ("s_inputs", "s_trunk", "z_trunk")
@@ -51,13 +51,9 @@ def save_embedding(path: Path, emb: TrunkEmbedding, metadata: dict[str, str]) ->
     The metadata goes in as one sorted JSON string: safetensors writes a metadata map in no fixed
     order, and equal inputs must give byte-identical files.
     """
-    tmp = tmp_path(path)
-    save_file(
-        {k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS},
-        str(tmp),
-        metadata={META_KEY: json.dumps(metadata, sort_keys=True)},
-    )
-    os.replace(tmp, path)
+    tensors = {k: np.ascontiguousarray(getattr(emb, k), dtype=np.float16) for k in TENSORS}
+    with atomic_output(path, sum(t.nbytes for t in tensors.values())) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(metadata, sort_keys=True)})
 
 
 def entry_metadata(path: str | Path) -> dict[str, str]:
