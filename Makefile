@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,sim]'
+	# Real engine files for the tests (AMBER, CHARMM, GROMACS membrane); data only, so without
+	# MDAnalysis itself.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt MDAnalysisTests
 	$(MAKE) --no-print-directory profiles
 	touch $@
 

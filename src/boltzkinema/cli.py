@@ -48,6 +48,12 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-dt-ns", type=float, help="frame spacing; default: file or format")
     p.add_argument("--hydrogens", action="store_true", help="keep hydrogens")
     p.add_argument(
+        "--keep-residue",
+        action="append",
+        default=[],
+        help="residue name never removed as solvent, lipid or ion (repeatable, e.g. CHL1)",
+    )
+    p.add_argument(
         "--jump-threshold",
         type=float,
         default=25.0,
@@ -226,6 +232,7 @@ def run_preprocess(a: argparse.Namespace) -> None:
         frame_dt_ns=a.frame_dt_ns,
         default_frame_dt_ns=DEFAULT_FRAME_DT_NS[fmt],
         jump_threshold_angstrom=a.jump_threshold,
+        keep_residues=tuple(a.keep_residue),
     )
     report = preprocess_shard(
         refs,

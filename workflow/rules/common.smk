@@ -61,6 +61,7 @@ def preprocess_args(dataset):
         args.append(f"--frame-dt-ns {cfg['frame_dt_ns']}")
     if cfg.get("hydrogens", PRE["hydrogens"]):
         args.append("--hydrogens")
+    args += [f"--keep-residue {q(name)}" for name in cfg.get("keep_residues", [])]
     if PRE["strict"]:
         args.append("--strict")
     if "qm" in cfg:

@@ -25,8 +25,13 @@ def perceive_bonds(
         return np.zeros((0, 2), dtype=np.int64)
     radii = covalent_radii(elements)
     cutoff = 2 * radii.max() + BOND_TOLERANCE
-    if box is not None and np.isfinite(box).all():
+    orthorhombic = box is not None and box.ndim == 1
+    if orthorhombic and np.isfinite(box).all():
         tree = cKDTree(np.mod(xyz, box), boxsize=box)
+    elif box is not None and not orthorhombic:  # triclinic: search in wrapped fractional space
+        frac = xyz @ np.linalg.inv(box)
+        frac -= np.floor(frac)
+        tree = cKDTree(frac @ box)
     else:
         tree = cKDTree(xyz)
     pairs = tree.query_pairs(cutoff, output_type="ndarray")
@@ -34,7 +39,7 @@ def perceive_bonds(
         return np.zeros((0, 2), dtype=np.int64)
     d = xyz[pairs[:, 1]] - xyz[pairs[:, 0]]
     if box is not None:
-        d = minimum_image(d, box)
+        d = minimum_image(d, box if orthorhombic else box[None])
     dist = np.linalg.norm(d, axis=1)
     hh = (elements[pairs[:, 0]] == "H") & (elements[pairs[:, 1]] == "H")
     ok = (dist > MIN_BOND) & (dist < radii[pairs[:, 0]] + radii[pairs[:, 1]] + BOND_TOLERANCE) & ~hh
@@ -43,7 +48,17 @@ def perceive_bonds(
 
 
 def minimum_image(d: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Displacements wrapped to the nearest periodic image (axes with infinite length untouched)."""
+    """Displacements ``d`` (..., 3) wrapped to the nearest periodic image.
+
+    ``box`` broadcasts against ``d`` either as orthorhombic lengths (..., 3; an infinite length
+    leaves its axis untouched) or, with one more axis, as triclinic cell vectors (..., 3, 3),
+    rows a, b, c: the displacement is wrapped in fractional coordinates, which is the nearest
+    image for any vector shorter than half the cell's narrowest width (bonds, steps between
+    frames).
+    """
+    if box.ndim == d.ndim + 1:
+        frac = np.einsum("...j,...jk->...k", d, np.linalg.inv(box))
+        return np.einsum("...j,...jk->...k", frac - np.round(frac), box)
     with np.errstate(invalid="ignore"):
         shift = np.where(np.isfinite(box), np.round(d / box), 0.0)
     return d - np.where(np.isfinite(box), box, 0.0) * shift

@@ -100,8 +100,9 @@ def unwrap(
 ) -> tuple[np.ndarray, dict]:
     """Return coordinates with whole molecules, continuous in time, plus what was done.
 
-    ``xyz`` (F, N, 3) and ``box`` (F, 3) in Å. The largest molecule stays where it is; in the
-    first frame every other molecule is imaged next to it when the box is known.
+    ``xyz`` (F, N, 3) and ``box`` (F, 3) lengths or (F, 3, 3) triclinic cell vectors, in Å. The
+    largest molecule stays where it is; in the first frame every other molecule is imaged next
+    to it when the box is known.
     """
     labels = molecules(xyz.shape[1], bonds)
     info: dict = {"box": "given" if box is not None else "none"}
@@ -112,21 +113,23 @@ def unwrap(
             return xyz, info
         info["box"] = "inferred"
         info["inferred_box_angstrom"] = [float(b) if np.isfinite(b) else None for b in box[0]]
+    if box.ndim == 3:
+        info["cell"] = "triclinic"
     out = np.array(xyz, dtype=np.float64, copy=True)
-    box3 = box[:, None, :]
+    per_frame = box[:, None]  # (F, 1, 3) lengths or (F, 1, 3, 3) cell vectors
     for children, parents in _tree_levels(out.shape[1], bonds):
-        delta = minimum_image(out[:, children] - out[:, parents], box3)
+        delta = minimum_image(out[:, children] - out[:, parents], per_frame)
         out[:, children] = out[:, parents] + delta
     n_mol = int(labels.max()) + 1
     cen = _centroids(out, labels, n_mol)
     if out.shape[0] > 1:
         step = np.diff(cen, axis=0)
-        correction = np.cumsum(minimum_image(step, box[1:, None, :]) - step, axis=0)
+        correction = np.cumsum(minimum_image(step, per_frame[1:]) - step, axis=0)
         out[1:] += correction[:, labels]
         cen[1:] += correction
     main = int(np.argmax(np.bincount(labels)))
     if info["box"] == "given" and n_mol > 1:
-        offset = minimum_image(cen[0] - cen[0, main], box[0]) - (cen[0] - cen[0, main])
+        offset = minimum_image(cen[0] - cen[0, main], per_frame[0]) - (cen[0] - cen[0, main])
         out += offset[labels][None]
     info["changed"] = not np.allclose(out, xyz)
     info["max_shift_angstrom"] = float(np.abs(out - xyz).max())

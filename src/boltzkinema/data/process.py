@@ -32,6 +32,7 @@ class ProcessOptions:
     frame_dt_ns: float | None = None
     default_frame_dt_ns: float | None = None
     jump_threshold_angstrom: float = 25.0
+    keep_residues: tuple[str, ...] = ()
 
 
 def _fail(reason: str, fix: str, code: str) -> InputError:
@@ -94,19 +95,61 @@ def residue_keys(raw: RawSystem) -> np.ndarray:
     return np.cumsum(change) - 1
 
 
-def classify(raw: RawSystem) -> np.ndarray:
-    """Molecule type per atom (-1 for solvent and ions)."""
+def classify(raw: RawSystem, keep: tuple[str, ...] = ()) -> np.ndarray:
+    """Molecule type per atom (-1 for solvent, lipids and ions, unless named in ``keep``)."""
+    kept = frozenset(n.upper() for n in keep)
     keys = residue_keys(raw)
     heavy_counts = np.bincount(keys, weights=(raw.elements != "H").astype(float))
     mol = np.full(raw.n_atoms, -1, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], raw.n_atoms]
     for s, e in zip(starts, ends, strict=True):
-        t = residue_mol_type(str(raw.residue_names[s]), int(heavy_counts[keys[s]]))
+        t = residue_mol_type(str(raw.residue_names[s]), int(heavy_counts[keys[s]]), kept)
         mol[s:e] = -1 if t is None else int(t)
     if raw.ligand_mask is not None:
         mol[raw.ligand_mask] = int(MolType.LIGAND)
     return mol
+
+
+def removed_residues(raw: RawSystem, mol: np.ndarray) -> dict[str, int]:
+    """How many residues of each name were removed as solvent, lipid or ion (for the report)."""
+    keys = residue_keys(raw)
+    gone = mol < 0
+    first = np.flatnonzero(gone & np.r_[True, keys[1:] != keys[:-1]])
+    names, counts = np.unique(raw.residue_names[first].astype(str), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+MAX_BOND_ANGSTROM = 3.0  # no covalent bond is longer (S–S 2.05 Å, I–C 2.14 Å)
+
+
+def split_chains(chain_ids: np.ndarray, keys: np.ndarray, broken: np.ndarray) -> np.ndarray:
+    """Chain ids with a new chain started after every broken link between two residues of
+    one chain (``broken`` (K, 2) atom pairs, ``keys`` the residue id per atom)."""
+    start = np.zeros(len(chain_ids), dtype=bool)
+    for i, j in np.sort(broken, axis=1):
+        if chain_ids[i] == chain_ids[j] and keys[i] != keys[j]:
+            start[np.flatnonzero(keys == keys[j])[0]] = True
+    segment = np.cumsum(start)
+    return np.array(
+        [f"{c}" if n == 0 else f"{c}:{n}" for c, n in zip(chain_ids, segment, strict=True)],
+        dtype=object,
+    )
+
+
+def _broken_bonds_note(
+    raw: RawSystem, sol: np.ndarray, broken: np.ndarray, xyz0: np.ndarray
+) -> str:
+    def atom(k: int) -> str:
+        a = sol[k]
+        return f"{raw.atom_names[a]} {raw.residue_names[a]}{raw.residue_ids[a]}"
+
+    i, j = broken[0]
+    return (
+        f"{len(broken)} topology bond(s) longer than {MAX_BOND_ANGSTROM:g} Å after unwrapping "
+        f"dropped (e.g. {atom(i)} - {atom(j)}, {np.linalg.norm(xyz0[i] - xyz0[j]):.1f} Å); "
+        "a chain is split where one linked two residues"
+    )
 
 
 def decide_unit(
@@ -248,7 +291,7 @@ def frame_times(raw: RawSystem, opts: ProcessOptions) -> tuple[np.ndarray, float
 def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict[str, Any]]:
     """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system."""
     check_raw(raw)
-    mol_all = classify(raw)
+    mol_all = classify(raw, opts.keep_residues)
     solute = mol_all >= 0
     keep = solute & (opts.hydrogens | (raw.elements != "H"))
     if not keep.any():
@@ -272,7 +315,17 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     box = raw.box * scale if raw.box is not None else None
     perceived = perceive_bonds(xyz[0], elements, box[0] if box is not None else None)
     bonds = _merge_bonds(topo_bonds, perceived, len(sol))
-    xyz, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
+    unwrapped, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
+    chain_ids = raw.chain_ids[sol]
+    broken = np.linalg.norm(unwrapped[0, bonds[:, 0]] - unwrapped[0, bonds[:, 1]], axis=-1)
+    broken = broken > MAX_BOND_ANGSTROM
+    bond_notes = []
+    if broken.any():  # e.g. a GROMACS .gro that holds a dimer as one chain
+        bond_notes.append(_broken_bonds_note(raw, sol, bonds[broken], unwrapped[0]))
+        chain_ids = split_chains(chain_ids, residue_keys(raw)[sol], bonds[broken])
+        bonds = bonds[~broken]
+        unwrapped, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
+    xyz = unwrapped
 
     mol_sol = mol_all[sol]
     lig_local = np.flatnonzero(mol_sol == int(MolType.LIGAND))
@@ -301,10 +354,10 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     xyz = superpose(xyz, align_sel)
 
     keys = residue_keys(raw)[atoms]
-    chain_index, residue_index = _chain_and_residue_index(raw.chain_ids[atoms], keys)
+    chain_index, residue_index = _chain_and_residue_index(chain_ids[sel], keys)
     token_index = tokens(mol_type, keys)
     times, dt, dt_evidence = frame_times(raw, opts)
-    notes = [*raw.notes, *dt_evidence["warnings"]]
+    notes = [*raw.notes, *bond_notes, *dt_evidence["warnings"]]
     fields = {
         "atom_names": raw.atom_names[atoms],
         "elements": raw.elements[atoms],
@@ -334,6 +387,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "reference_hash": hashlib.sha256(reference.tobytes()).hexdigest()[:16],
         "reference_source": "topology" if raw.reference_angstrom is not None else "first frame",
         "unwrap": unwrap_info,
+        "removed_residues": removed_residues(raw, mol_all),
         "notes": notes,
     }
     if ligand is not None:
@@ -368,6 +422,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "ligand": attrs.get("ligand"),
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
         "frame_dt_evidence": dt_evidence,
+        "removed_residues": attrs["removed_residues"],
         "notes": notes,
     }
     return system, summary

@@ -115,6 +115,55 @@ SOLVENT_RESIDUES = frozenset(
         "SPC",
         "SPCE",
         "OPC",
+        "OPC3",
+        "TIP3P",
+        "TIP4P",
+        "TIP4E",
+        "TIP5P",
+        "TP4",
+        "TP5",
+        "T5P",
+        "SWM4",
+    ]
+)
+# Co-solvents of MD (an additive code such as DMS means the same molecule in a crystal, where it
+# is kept; in a simulation box it is solvent).
+COSOLVENT_RESIDUES = frozenset(["DMSO", "DMS", "MOH", "MEOH", "EOH", "ETOH"])
+# Membranes: CHARMM36 / Slipids / GROMOS lipid names and sterols, and AMBER Lipid14/17/21's
+# split residues (acyl chains PA/OL/ST/MY/LA/DHA/AR, head groups PC/PE/PS/PGR/PH-, cholesterol
+# CHL). A membrane protein preprocesses to its protein (and ligand) atoms.
+_ACYL_PAIRS = ("PO", "DP", "DM", "DO", "DL", "DS", "SO", "PL", "DA")  # POPC, DPPE, DMPG, ...
+LIPID_RESIDUES = frozenset(
+    [
+        *(f"{t}P{h}" for t in _ACYL_PAIRS for h in "CEGSA"),
+        "POPI",
+        "POP2",
+        "PLPI",
+        "CHL1",
+        "CHOL",
+        "CHL",
+        "ERG",
+        "PSM",
+        "SSM",
+        "SM",
+        "CER",
+        "CARD",
+        "TOCL",
+        "LPPC",
+        "DPC",
+        "SDS",
+        "PA",
+        "OL",
+        "ST",
+        "MY",
+        "LA",
+        "DHA",
+        "AR",
+        "PC",
+        "PE",
+        "PS",
+        "PGR",
+        "PH-",
     ]
 )
 ION_RESIDUES = frozenset(
@@ -163,10 +212,10 @@ ION_RESIDUES = frozenset(
 )
 # Crystallisation additives and buffers: kept as "other", never called a ligand.
 ADDITIVE_RESIDUES = frozenset(
-    ["GOL", "EDO", "SO4", "PO4", "ACT", "PEG", "DMS", "FMT", "MPD", "BME", "EPE", "TRS", "CIT"]
+    ["GOL", "EDO", "SO4", "PO4", "ACT", "PEG", "FMT", "MPD", "BME", "EPE", "TRS", "CIT"]
 )
 
-SOLVENT_AND_IONS = SOLVENT_RESIDUES | ION_RESIDUES
+SOLVENT_AND_IONS = SOLVENT_RESIDUES | COSOLVENT_RESIDUES | LIPID_RESIDUES | ION_RESIDUES
 
 _PT = Chem.GetPeriodicTable()
 
@@ -199,10 +248,14 @@ def covalent_radii(elements: np.ndarray) -> np.ndarray:
     return np.array([table[e] for e in elements.tolist()], dtype=np.float64)
 
 
-def residue_mol_type(resname: str, n_heavy_atoms: int) -> MolType | None:
-    """Molecule type of a residue, or None for solvent and ions (which are removed)."""
+def residue_mol_type(
+    resname: str, n_heavy_atoms: int, keep: frozenset[str] = frozenset()
+) -> MolType | None:
+    """Molecule type of a residue, or None for solvent, co-solvent, lipid and ion (which are
+    removed) unless its name is in ``keep`` (then it is a ligand, or "other" for one atom)."""
     name = resname.strip()
-    if name in SOLVENT_AND_IONS or name.upper() in SOLVENT_AND_IONS:
+    removable = name in SOLVENT_AND_IONS or name.upper() in SOLVENT_AND_IONS
+    if removable and name not in keep and name.upper() not in keep:
         return None
     if name in PROTEIN_RESIDUES:
         return MolType.PROTEIN

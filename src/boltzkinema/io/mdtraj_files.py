@@ -25,12 +25,15 @@ _SINGLE_FILE = {".pdb", ".h5", ".gro"}
 # Formats that store each frame's time; for the others (dcd, mdcrd, pdb) mdtraj numbers frames.
 TIMED_FORMATS = {".xtc", ".trr", ".nc", ".ncdf", ".netcdf", ".h5", ".dtr"}
 # Massless interaction sites: TIP4P/OPC "M"/"MW", TIP5P "LP1/LP2", AMBER/OpenMM extra points.
-VIRTUAL_ELEMENTS = {"Vs", "Ep", "Lp"}
+# "D" is what mdtraj makes of dummy atoms such as the cationic dummy-atom zinc model's DM1..DM4
+# (it reads them as deuterium); MD topologies write deuterium as H.
+VIRTUAL_ELEMENTS = {"Vs", "Ep", "Lp", "D", "Du"}
 VIRTUAL_NAMES = {"M", "MW", "LP", "LP1", "LP2", "EP", "EPW", "EP1", "EP2"}
 
 
 def virtual_sites(top: mdtraj.Topology) -> np.ndarray:
-    """Bool per atom: a virtual site (zero mass, element Vs/EP/LP, or a water extra point by name).
+    """Bool per atom: a virtual site or dummy particle (zero mass, element Vs/EP/LP/D, or a water
+    extra point by name).
 
     They carry charge in the force field but are no atoms: they are dropped at read time and
     never a reason to quarantine a system."""
@@ -123,6 +126,8 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
     box = None
     if traj.unitcell_lengths is not None:
         box = np.asarray(traj.unitcell_lengths, dtype=np.float64)
+        if not np.allclose(traj.unitcell_angles, 90.0, atol=1e-3):  # triclinic: cell vectors
+            box = np.asarray(traj.unitcell_vectors, dtype=np.float64)
     return RawSystem(
         ref=ref,
         coords=np.asarray(traj.xyz, dtype=np.float64),
@@ -138,6 +143,15 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
 
 def load(ref: SystemRef) -> RawSystem:
     """Load one trajectory with its topology through mdtraj."""
+    if ref.topology and Path(ref.topology).suffix.lower() == ".tpr":
+        stem = Path(ref.topology).with_suffix("")
+        raise InputError(
+            "a GROMACS .tpr is a binary run input that mdtraj cannot read",
+            f"write its structure once with `gmx editconf -f {ref.topology} -o {stem}.gro` "
+            "(or `gmx trjconv -s ... -dump 0 -o ....pdb`) and give that as the topology (bonds "
+            "then come from residue templates and geometry)",
+            code="unsupported_topology",
+        )
     try:
         with ascii_paths(ref.path, ref.topology or None) as (path, topology):
             if Path(ref.path).suffix in _SINGLE_FILE or not topology:

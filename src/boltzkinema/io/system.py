@@ -38,11 +38,13 @@ class SystemRef:
 class RawSystem:
     """One trajectory as read, before unit conversion, atom selection and alignment.
 
-    ``coords`` is (F, N, 3) in the file's unit; ``box`` (F, 3) orthorhombic lengths in the same
-    unit or None. ``unit_hint`` is what the format or file says about units and ``unit_hint_source``
-    how sure that is ("file" for an explicit attribute or a reader that converts, "convention"
-    for a format's documented default). ``reference_angstrom`` (N, 3) is the reference structure
-    the format ships with the topology (ATLAS/mdCATH PDB), shared by replicas; None if none.
+    ``coords`` is (F, N, 3) in the file's unit; ``box`` (F, 3) orthorhombic lengths, or (F, 3, 3)
+    cell vectors as rows for a triclinic cell (truncated octahedron, rhombic dodecahedron), in
+    the same unit, or None. ``unit_hint`` is what the format or file says about units and
+    ``unit_hint_source`` how sure that is ("file" for an explicit attribute or a reader that
+    converts, "convention" for a format's documented default). ``reference_angstrom`` (N, 3) is
+    the reference structure the format ships with the topology (ATLAS/mdCATH PDB), shared by
+    replicas; None if none.
     """
 
     ref: SystemRef
