@@ -161,6 +161,23 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="metrics JSON (pair) or summary.parquet (run)")
 
 
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="readable summary of an intermediate file")
+    p.add_argument(
+        "path",
+        nargs="+",
+        help="shard .h5, shard report, trunk entry, manifest, checkpoint (folder, state.json "
+        "or checkpoint.json), train_log.parquet or a sample set .npz",
+    )
+
+
+def run_inspect(a: argparse.Namespace) -> None:
+    from boltzkinema.inspection import describe
+
+    for path in a.path:
+        print("\n".join(describe(path)))
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="HTML report of an evaluated run")
     p.add_argument("--eval-dir", required=True)
@@ -412,6 +429,7 @@ COMMANDS = {
     "sample": run_sample,
     "evaluate": run_evaluate,
     "report": run_report,
+    "inspect": run_inspect,
     "simulate-example": run_simulate,
     "simulate-peptides": run_simulate_peptides,
 }
@@ -431,6 +449,7 @@ def parser() -> argparse.ArgumentParser:
         _add_sample,
         _add_evaluate,
         _add_report,
+        _add_inspect,
         _add_simulate,
         _add_simulate_peptides,
     ):

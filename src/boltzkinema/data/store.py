@@ -21,6 +21,10 @@ import numpy as np
 from boltzkinema.util import ensure_free_space
 
 _STR = h5py.string_dtype("utf-8")
+# System attributes that the writer stores as JSON text (dicts and lists).
+JSON_ATTRS = frozenset(
+    ["unit_evidence", "notes", "unwrap", "ligand", "frame_dt_evidence", "removed_residues"]
+)
 TOPOLOGY_FIELDS = (
     "atom_names",
     "elements",
@@ -156,7 +160,7 @@ class ShardReader:
     def attrs(self, system_id: str) -> dict[str, Any]:
         out = {}
         for key, value in self._systems[system_id].attrs.items():
-            if key in ("unit_evidence", "notes", "unwrap", "ligand"):
+            if key in JSON_ATTRS:
                 value = json.loads(value)
             out[key] = value.item() if isinstance(value, np.generic) else value
         return out
