@@ -19,6 +19,7 @@ from boltzkinema.errors import BoltzKinemaError, InputError
 from boltzkinema.io import atlas, mdcath, mdtraj_files, misato
 from boltzkinema.io.listing import check_listed
 from boltzkinema.io.system import RawSystem, SystemRef
+from boltzkinema.progress import track
 from boltzkinema.util import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def preprocess_shard(
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
     with ShardWriter(output) as writer:
-        for i, ref in enumerate(refs, start=1):
+        shown = track(refs, f"preprocess {Path(output).name}", unit="system")
+        for i, ref in enumerate(shown, start=1):
             t0 = time.perf_counter()
             try:
                 raw = load_raw(ref, qm_path, peptide_ligand_max_residues)

@@ -27,6 +27,7 @@ from boltzkinema.evaluate.evaluate import (
     static_baseline,
 )
 from boltzkinema.evaluate.figures import system_figures
+from boltzkinema.progress import track
 from boltzkinema.util import atomic_output, from_settings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def evaluate_samples(
     table = pd.read_parquet(manifest).set_index("system_id")
     rng = np.random.default_rng(cfg.seed)
     rows = []
-    for path in sorted(map(Path, sample_files)):
+    for path in track(sorted(map(Path, sample_files)), "evaluate", unit="sample set"):
         with np.load(path) as data:
             sid = str(data["system_id"])
         mode = path.stem

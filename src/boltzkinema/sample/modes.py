@@ -15,6 +15,7 @@ import torch
 from safetensors.numpy import load_file
 from torch import nn
 
+from boltzkinema import progress
 from boltzkinema.data.dataset import (
     SystemFeatures,
     random_rotation,
@@ -140,14 +141,16 @@ def forecast(
         raise ValueError("window must hold at least one history and one new frame")
     traj = history[None].expand(n_samples, *history.shape).clone()
     limit = min(max_history or window - 1, window - 1)
-    while traj.shape[1] - len(history) < n_frames:
-        h = min(limit, traj.shape[1])
-        k = min(window - h, n_frames - (traj.shape[1] - len(history)))
-        known = torch.cat([traj[:, -h:], torch.zeros(n_samples, k, *traj.shape[2:])], dim=1)
-        mask = torch.arange(h + k) < h
-        times = torch.arange(h + k) * dt_ns
-        out = _window(model, inputs, known, mask, times, cfg, generator)
-        traj = torch.cat([traj, out[:, h:]], dim=1)
+    with progress.bar(f"forecast {inputs.system.system_id}", n_frames, "frame") as shown:
+        while traj.shape[1] - len(history) < n_frames:
+            h = min(limit, traj.shape[1])
+            k = min(window - h, n_frames - (traj.shape[1] - len(history)))
+            known = torch.cat([traj[:, -h:], torch.zeros(n_samples, k, *traj.shape[2:])], dim=1)
+            mask = torch.arange(h + k) < h
+            times = torch.arange(h + k) * dt_ns
+            out = _window(model, inputs, known, mask, times, cfg, generator)
+            traj = torch.cat([traj, out[:, h:]], dim=1)
+            shown.update(k)
     return traj, np.arange(traj.shape[1]) * dt_ns
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from boltzkinema import progress
 from boltzkinema.data.collate import collate
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.masking import TaskConfig
@@ -392,31 +393,39 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.steps`` (or stop early at ``stop_at``, as an interruption would)."""
         end = min(self.cfg.steps, stop_at) if stop_at is not None else self.cfg.steps
-        while self.step < end:
-            try:
-                row = self.train_step(self.step)
-            except torch.cuda.OutOfMemoryError:
-                self._shrink_crop()
-                continue
-            self.step += 1
-            done = self.step == end
-            if self.cfg.val_every and (self.step % self.cfg.val_every == 0 or done):
-                val = self.validate()
-                if val is not None:
-                    row["val_loss"] = val
-                    if self.best_val is None or val < self.best_val:
-                        self.best_val = val
-            self.rows.append(row)
-            log.info(
-                "step %d/%d loss %.4f%s",
-                self.step,
-                self.cfg.steps,
-                row["loss"],
-                f" val {row['val_loss']:.4f}" if np.isfinite(row["val_loss"]) else "",
-            )
-            if self.rank == 0 and (self.step % self.cfg.checkpoint_every == 0 or done):
-                self.save(row)
+        title = f"train {self.cfg.run}"
+        with progress.bar(title, self.cfg.steps, "step", self.step, self.rank == 0) as shown:
+            while self.step < end:
+                try:
+                    row = self.train_step(self.step)
+                except torch.cuda.OutOfMemoryError:
+                    self._shrink_crop()
+                    continue
+                self._after_step(row, end)
+                progress.postfix(shown, loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                shown.update(1)
         return {"step": self.step, "best_val": self.best_val}
+
+    def _after_step(self, row: dict[str, Any], end: int) -> None:
+        """Count the step, validate, log and checkpoint when due."""
+        self.step += 1
+        done = self.step == end
+        if self.cfg.val_every and (self.step % self.cfg.val_every == 0 or done):
+            val = self.validate()
+            if val is not None:
+                row["val_loss"] = val
+                if self.best_val is None or val < self.best_val:
+                    self.best_val = val
+        self.rows.append(row)
+        log.debug(
+            "step %d/%d loss %.4f%s",
+            self.step,
+            self.cfg.steps,
+            row["loss"],
+            f" val {row['val_loss']:.4f}" if np.isfinite(row["val_loss"]) else "",
+        )
+        if self.rank == 0 and (self.step % self.cfg.checkpoint_every == 0 or done):
+            self.save(row)
 
     def coverage(self) -> dict[str, Any]:
         """What training draws (``state.json`` → ``coverage``), so that sampling can refuse

@@ -20,6 +20,7 @@ from safetensors.numpy import load_file, save_file
 
 from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import SystemRefused
+from boltzkinema.progress import track
 from boltzkinema.trunk.backend import TrunkBackend, TrunkEmbedding
 from boltzkinema.util import atomic_output, atomic_write_text
 
@@ -154,7 +155,7 @@ def build_trunk_cache(
     computed = reused = 0
     with ShardReader(shard) as reader:
         ids = reader.system_ids()
-        for i, sid in enumerate(ids, start=1):
+        for i, sid in enumerate(track(ids, f"trunk {Path(shard).name}", unit="system"), start=1):
             attrs = reader.attrs(sid)
             key = cache_key(backend, attrs["topology_hash"], attrs.get("reference_hash", ""))
             path = embeddings_dir / f"{key}.safetensors"
