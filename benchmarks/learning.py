@@ -41,6 +41,7 @@ from boltzkinema.sample.run import reference_at
 
 REPO = Path(__file__).resolve().parents[1]
 ALA = "peptides.ala2"
+STAGES = ("train", "sample", "evaluate")
 
 
 def run_workflow(config: Path, cores: int) -> float:
@@ -319,10 +320,13 @@ def main() -> None:
     (out / "table.md").write_text(text)
     section = out / "table.html"
     section.write_text(learning_html(report))
+    configs = [f"--config={run_dir / f'{stage}_config.json'}" for stage in STAGES]
     subprocess.run(
         [sys.executable, "-m", "boltzkinema", "report", "--eval-dir", str(run_dir / "eval"),
          "--run", cfg["train"]["run"], "--output", str(run_dir / "report.html"),
-         "--section", str(section)],
+         "--section", str(section), "--train-log", str(run_dir / "train_log.parquet"),
+         "--checkpoint", str(run_dir / "checkpoint.json"),
+         "--manifest", str(results / "manifest.parquet"), *configs],
         check=True,
     )  # fmt: skip
     report["targets"] = [

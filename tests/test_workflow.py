@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -116,6 +117,36 @@ def test_samples_metrics_and_report_are_written(workdir):
     assert set(summary["method"]) == {"model", "noise", "static"}
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "Summary" in html
+
+
+def test_the_report_shows_training_figures_and_provenance(workdir):
+    run = workdir / "results" / "runs" / "example"
+    html = (run / "report.html").read_text()
+    assert "id='training'" in html and "alt='training.png'" in html
+    assert "rmsf.png" in html and "torsions.png" in html
+    resolved = json.loads((run / "checkpoint.json").read_text())
+    assert resolved["sha256"] in html  # the weights sampled from
+    table = pd.read_parquet(workdir / "results" / "manifest.parquet")
+    assert all(h in html for h in table["topology_hash"])  # the data
+    assert ">torch<" in html and ">mdtraj<" in html  # package versions
+    assert all(f"{s}_config.json" in html for s in ("train", "sample", "evaluate"))
+
+
+def test_every_figure_of_the_report_loads_in_a_real_browser(workdir):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no headless Chromium here (Debian: apt-get install chromium)")
+    run = workdir / "results" / "runs" / "example"
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", (run / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    body = re.search(r"<body[^>]*>", proc.stdout)
+    assert body, proc.stderr[-2000:]
+    n_figures = len(list((run / "eval" / "figures").glob("*.png"))) + 1  # and the training curves
+    assert f'data-figures="{n_figures}"' in body.group(0)
+    assert 'data-figures-broken="0"' in body.group(0)
 
 
 def test_snakemake_report_renders(workdir):

@@ -189,6 +189,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="an HTML fragment to include after the summary (repeatable), e.g. a benchmark table",
     )
+    p.add_argument("--train-log", help="train_log.parquet: the training curves")
+    p.add_argument("--checkpoint", help="the resolved checkpoint.json (provenance)")
+    p.add_argument("--manifest", help="manifest.parquet (data hashes)")
+    p.add_argument("--config", action="append", default=[], help="a stage config JSON")
 
 
 def _add_simulate(sub: argparse._SubParsersAction) -> None:
@@ -394,7 +398,7 @@ def run_evaluate(a: argparse.Namespace) -> None:
 def run_report(a: argparse.Namespace) -> None:
     import pandas as pd
 
-    from boltzkinema.evaluate.report import write_report
+    from boltzkinema.evaluate.report import Provenance, write_report
 
     eval_dir = Path(a.eval_dir)
     write_report(
@@ -404,6 +408,12 @@ def run_report(a: argparse.Namespace) -> None:
         sorted((eval_dir / "figures").glob("*.png")),
         a.output,
         [Path(s) for s in a.section],
+        Provenance(
+            Path(a.checkpoint) if a.checkpoint else None,
+            tuple(Path(c) for c in a.config),
+            Path(a.manifest) if a.manifest else None,
+            Path(a.train_log) if a.train_log else None,
+        ),
     )
 
 

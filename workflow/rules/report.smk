@@ -5,6 +5,13 @@ rule report:
     input:
         summary=f"{RUNS}/{{run}}/eval/summary.parquet",
         figures=f"{RUNS}/{{run}}/eval/figures",
+        trained=f"{RUNS}/{{run}}/train_done.json",
+        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
+        manifest=MANIFEST,
+        configs=[
+            f"{RUNS}/{{run}}/{stage}_config.json"
+            for stage in ("train", "sample", "evaluate")
+        ],
     output:
         report(
             f"{RUNS}/{{run}}/report.html",
@@ -19,6 +26,14 @@ rule report:
         "../../envs/core.yaml"
     params:
         eval_dir=lambda wildcards, input: str(Path(input.summary).parent),
+        configs=lambda wildcards, input: " ".join(
+            f"--config {q(c)}" for c in input.configs
+        ),
+        # Written by train beside train_done.json (a file a rerun keeps, so no declared output).
+        train_log=lambda wildcards, input: str(
+            Path(input.trained).parent / "train_log.parquet"
+        ),
     shell:
         "python -m boltzkinema report --eval-dir {params.eval_dir:q} --run {wildcards.run} "
-        "--output {output:q} > {log:q} 2>&1"
+        "--train-log {params.train_log:q} --checkpoint {input.checkpoint:q} "
+        "--manifest {input.manifest:q} {params.configs} --output {output:q} > {log:q} 2>&1"

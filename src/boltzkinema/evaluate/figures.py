@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
@@ -139,3 +140,29 @@ def system_figures(
         paths.append(out_dir / f"{sid}.{mode}.ligand.png")
         _save(fig, paths[-1])
     return paths
+
+
+LOSS_TERMS = ("loss", "structure", "bond", "lddt", "flexibility", "ligand_centre", "chirality")
+
+
+def training_curves(log: pd.DataFrame, path: Path) -> Path:
+    """Every loss term of a training log against the step (a running mean over 2 % of the
+    steps, raw values faint behind it) and the validation loss where it was computed."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    window = max(1, len(log) // 50)
+    steps = log["step"].to_numpy() + 1
+    for i, term in enumerate(t for t in LOSS_TERMS if t in log and log[t].abs().sum() > 0):
+        colour = f"C{i}"
+        ax.plot(steps, log[term], color=colour, alpha=0.15, lw=0.5)
+        smooth = log[term].rolling(window, min_periods=1).mean()
+        ax.plot(steps, smooth, color=colour, lw=1.5, label=term)
+    if "val_loss" in log and log["val_loss"].notna().any():
+        val = log.dropna(subset=["val_loss"])
+        ax.plot(val["step"] + 1, val["val_loss"], "ko-", ms=3, label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("training curves")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+    return path
