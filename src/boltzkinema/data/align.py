@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+import torch
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
-def kabsch_rotations(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
+def kabsch_rotations(mobile: Array, target: Array) -> Array:
     """Rotation (F, 3, 3) best mapping centred ``mobile`` (F, K, 3) onto centred ``target`` (K, 3).
 
-    Apply as ``mobile @ R``.
+    Apply as ``mobile @ R``. The one Kabsch of the package: preprocessing calls it on NumPy
+    arrays, evaluation on torch tensors (any device); the result has the input's type.
     """
-    h = np.einsum("fki,kj->fij", mobile, target)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.ones((len(h), 3))
-    fix[:, 2] = d
-    return (u * fix[:, None, :]) @ vt
+    m = torch.as_tensor(mobile)
+    t = torch.as_tensor(target, dtype=m.dtype, device=m.device)
+    h = torch.einsum("fki,kj->fij", m, t)
+    u, _, vt = torch.linalg.svd(h)
+    fix = torch.ones_like(u[:, 0])
+    fix[:, 2] = torch.sign(torch.linalg.det(u @ vt))
+    rot = (u * fix[:, None, :]) @ vt
+    return rot.numpy() if isinstance(mobile, np.ndarray) else rot
 
 
 def superpose(xyz: np.ndarray, selection: np.ndarray) -> np.ndarray:

@@ -23,6 +23,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import spearmanr
 
+from boltzkinema.data.align import kabsch_rotations
+
 log = logging.getLogger(__name__)
 
 CONTACT_CUTOFF = 8.0
@@ -49,13 +51,7 @@ def superpose(x: torch.Tensor, target: torch.Tensor, selection: torch.Tensor) ->
     ``selection``, as mdtraj's ``Trajectory.superpose`` does."""
     xs, ts = x[:, selection], target[selection]
     cx, ct = xs.mean(1, keepdim=True), ts.mean(0)
-    h = (xs - cx).transpose(1, 2) @ (ts - ct)
-    u, _, vt = torch.linalg.svd(h)
-    d = torch.sign(torch.linalg.det(u @ vt))
-    fix = torch.ones_like(u[:, 0])
-    fix[:, 2] = d
-    rot = (u * fix[:, None, :]) @ vt
-    return (x - cx) @ rot + ct
+    return (x - cx) @ kabsch_rotations(xs - cx, ts - ct) + ct
 
 
 def aligned(
