@@ -193,6 +193,18 @@ def test_resumed_run_ends_with_the_same_weights(example_results, tmp_path):
     )
 
 
+def test_worker_processes_give_the_same_run(example_results, tmp_path):
+    """Batches are keyed by step: made by two DataLoader workers they are the same batches."""
+    inline = trainer(example_results, tmp_path / "a", steps=3, val_every=0)
+    inline.run()
+    workers = trainer(example_results, tmp_path / "b", steps=3, val_every=0, workers=2)
+    workers.run()
+    for (n, p), (_, q) in zip(
+        inline.model.named_parameters(), workers.model.named_parameters(), strict=True
+    ):
+        assert torch.equal(p, q), n
+
+
 def test_non_finite_steps_are_skipped_then_stop(example_results, tmp_path, monkeypatch):
     tr = trainer(example_results, tmp_path / "run", max_bad_steps=2, steps=5)
     before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
@@ -212,11 +224,11 @@ def test_cuda_out_of_memory_retries_with_a_smaller_crop(
     real = tr.train_step
     calls = []
 
-    def once(step):
+    def once(step, batch=None):
         calls.append(step)
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        return real(step)
+        return real(step, batch)
 
     monkeypatch.setattr(tr, "train_step", once)
     tr.run()

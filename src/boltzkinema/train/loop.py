@@ -30,6 +30,7 @@ from boltzkinema.model.architectures import (
 )
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
+from boltzkinema.train.batches import StepBatches, batches
 from boltzkinema.train.ema import WeightAverage
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
@@ -61,6 +62,7 @@ class TrainConfig:
     val_every: int = 10
     val_batches: int = 2
     devices: int = 1
+    workers: int = 0
     compile: bool = False
     bf16: bool = True
     lancedb: bool = False
@@ -160,6 +162,7 @@ class Trainer:
         self.train_ds = TrajectoryDataset(
             manifest, self.results_root, self.segments, "train", features
         )
+        self.batches = StepBatches(self.train_ds, cfg.batch_size, self.world, self.rank)
         try:
             self.val_ds: TrajectoryDataset | None = TrajectoryDataset(
                 manifest,
@@ -267,23 +270,16 @@ class Trainer:
                 f"{saved}: {exc.args[0]}; it belongs to another model, pick a new train.run name"
             ) from exc
 
-    def _indices(self, step: int) -> list[tuple[int, int]]:
-        per_step = self.cfg.batch_size * self.world
-        first = step * per_step + self.rank * self.cfg.batch_size
-        n = len(self.train_ds)
-        return [((first + i) // n, first + i) for i in range(self.cfg.batch_size)]
-
     def _generator(self, *key: int) -> torch.Generator:
         return torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.cfg.seed, *key]).generate_state(1)[0])
         )
 
-    def train_step(self, step: int) -> dict[str, Any]:
-        """One optimisation step (or a logged skip when the loss or gradients are not finite)."""
+    def train_step(self, step: int, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One optimisation step on ``batch`` (made here when not given), or a logged skip when
+        the loss or gradients are not finite."""
         t0 = time.perf_counter()
-        batch = _to(
-            collate([self.train_ds.item(e, i) for e, i in self._indices(step)]), self.device
-        )
+        batch = _to(self.batches[step] if batch is None else batch, self.device)
         self.net.train()
         loss, terms = denoise_loss(
             self.net,
@@ -394,16 +390,18 @@ class Trainer:
         """Train to ``cfg.steps`` (or stop early at ``stop_at``, as an interruption would)."""
         end = min(self.cfg.steps, stop_at) if stop_at is not None else self.cfg.steps
         title = f"train {self.cfg.run}"
+        pin = self.device.type == "cuda"
         with progress.bar(title, self.cfg.steps, "step", self.step, self.rank == 0) as shown:
             while self.step < end:
-                try:
-                    row = self.train_step(self.step)
-                except torch.cuda.OutOfMemoryError:
-                    self._shrink_crop()
-                    continue
-                self._after_step(row, end)
-                progress.postfix(shown, loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
-                shown.update(1)
+                for step, batch in batches(self.batches, self.step, end, self.cfg.workers, pin):
+                    try:
+                        row = self.train_step(step, batch)
+                    except torch.cuda.OutOfMemoryError:
+                        self._shrink_crop()  # then new batches (and workers) from this step
+                        break
+                    self._after_step(row, end)
+                    progress.postfix(shown, loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                    shown.update(1)
         return {"step": self.step, "best_val": self.best_val}
 
     def _after_step(self, row: dict[str, Any], end: int) -> None:
