@@ -18,7 +18,7 @@ def kabsch_rotations(mobile: Array, target: Array) -> Array:
     """
     m = torch.as_tensor(mobile)
     t = torch.as_tensor(target, dtype=m.dtype, device=m.device)
-    h = torch.einsum("fki,kj->fij", m, t)
+    h = m.transpose(1, 2) @ t
     u, _, vt = torch.linalg.svd(h)
     fix = torch.ones_like(u[:, 0])
     fix[:, 2] = torch.sign(torch.linalg.det(u @ vt))
@@ -33,4 +33,4 @@ def superpose(xyz: np.ndarray, selection: np.ndarray) -> np.ndarray:
     target = sel[0] - centres[0]
     rot = kabsch_rotations(sel - centres, target)
     rot[0] = np.eye(3)
-    return np.einsum("fni,fij->fnj", xyz - centres, rot)
+    return np.matmul(xyz - centres, rot)

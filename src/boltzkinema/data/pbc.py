@@ -42,10 +42,12 @@ def _tree_levels(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.n
 
 
 def _centroids(xyz: np.ndarray, labels: np.ndarray, n_mol: int) -> np.ndarray:
+    """Centre (F, n_mol, 3) of every molecule in every frame (one sparse product)."""
+    f, n, _ = xyz.shape
     counts = np.bincount(labels, minlength=n_mol).astype(np.float64)
-    sums = np.zeros((xyz.shape[0], n_mol, 3))
-    np.add.at(sums, (slice(None), labels), xyz)
-    return sums / counts[None, :, None]
+    member = coo_matrix((1.0 / counts[labels], (labels, np.arange(n))), shape=(n_mol, n)).tocsr()
+    flat = np.ascontiguousarray(np.moveaxis(xyz, 1, 0), dtype=np.float64).reshape(n, f * 3)
+    return np.moveaxis((member @ flat).reshape(n_mol, f, 3), 0, 1)
 
 
 def _nearest_intact(intact: np.ndarray) -> np.ndarray:
@@ -73,13 +75,12 @@ def infer_box(
     samples: list[list[float]] = [[], [], []]
     if len(bonds):
         v = xyz[:, bonds[:, 1]] - xyz[:, bonds[:, 0]]  # (F, B, 3)
-        ref = v[
-            _nearest_intact(np.abs(v).max(axis=-1) < BROKEN_BOND_COMPONENT),
-            np.arange(len(bonds))[None, :],
-        ]
-        for axis in range(3):
-            d = np.abs(v[..., axis] - ref[..., axis])
-            samples[axis].extend(d[d > BROKEN_BOND_COMPONENT].tolist())
+        intact = np.abs(v).max(axis=-1) < BROKEN_BOND_COMPONENT
+        if not intact.all():  # the common case, a whole molecule in every frame, costs no more
+            ref = v[_nearest_intact(intact), np.arange(len(bonds))[None, :]]
+            for axis in range(3):
+                d = np.abs(v[..., axis] - ref[..., axis])
+                samples[axis].extend(d[d > BROKEN_BOND_COMPONENT].tolist())
     n_mol = int(labels.max()) + 1 if len(labels) else 0
     if xyz.shape[0] > 2 and n_mol:
         steps = np.diff(_centroids(xyz, labels, n_mol), axis=0)
