@@ -168,7 +168,9 @@ def test_run_evaluation_has_baselines_and_per_split_tables(example_results, chec
     assert np.allclose(table["dt_ns_pred"], table["dt_ns_ref"])
     assert rep["n_frames_pred"] == 3
     assert "ligand_rmsd" in table.columns
-    assert any((tmp_path / "eval" / "figures").glob("misato_example.187L.forecast.ligand.png"))
+    figures = tmp_path / "eval" / "figures"
+    for kind in ("ligand", "ramachandran", "rmsf"):
+        assert (figures / f"misato_example.187L.forecast.{kind}.png").exists(), kind
     paths = write_tables(table, tmp_path / "eval")
     summary = pd.read_parquet(paths["summary"])
     assert set(summary["system_id"]) == {"median"} and summary["n"].min() >= 1

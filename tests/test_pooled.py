@@ -47,3 +47,15 @@ def test_an_ensemble_against_itself_scores_zero_distance_and_a_frozen_one_does_n
     row = ensemble_row(frozen, ref, system, start, tica_lag=10)
     assert row["psi_jsd"] > 0.5 and row["alpha_beta_per_ns"] == 0.0
     assert row["n_frames"] == 500 and row["span_ns"] == pytest.approx(4.99)
+
+
+def test_ramachandran_pairs_match_each_residues_phi_and_psi(ala2):
+    from boltzkinema.evaluate import metrics as mt
+    from boltzkinema.evaluate.evaluate import ramachandran_pairs
+
+    system = ala2[0]
+    phi_q, psi_q = ramachandran_pairs(system)
+    assert len(phi_q) == len(psi_q) == 1  # ACE-ALA-NME: only alanine has both
+    phi, psi = phi_psi(system, system.coords[:20])
+    np.testing.assert_allclose(mt.dihedrals(system.coords[:20], phi_q).cpu().numpy()[:, 0], phi)
+    np.testing.assert_allclose(mt.dihedrals(system.coords[:20], psi_q).cpu().numpy()[:, 0], psi)

@@ -123,7 +123,7 @@ def test_the_report_shows_training_figures_and_provenance(workdir):
     run = workdir / "results" / "runs" / "example"
     html = (run / "report.html").read_text()
     assert "id='training'" in html and "alt='training.png'" in html
-    assert "rmsf.png" in html and "torsions.png" in html
+    assert "rmsf.png" in html and "torsions.png" in html and "ramachandran.png" in html
     resolved = json.loads((run / "checkpoint.json").read_text())
     assert resolved["sha256"] in html  # the weights sampled from
     table = pd.read_parquet(workdir / "results" / "manifest.parquet")

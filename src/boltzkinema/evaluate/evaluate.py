@@ -39,6 +39,19 @@ def backbone_torsions(system: ProcessedSystem) -> np.ndarray:
     return np.array(quads, dtype=np.int64).reshape(-1, 4)
 
 
+def ramachandran_pairs(system: ProcessedSystem) -> tuple[np.ndarray, np.ndarray]:
+    """(φ quads, ψ quads) of every residue that has both, row k of each the same residue."""
+    quads = backbone_torsions(system)
+    names = system.atom_names
+    phi = {int(q[2]): q for q in quads if names[q[0]] == "C" and names[q[3]] == "C"}
+    psi = {int(q[1]): q for q in quads if names[q[0]] == "N" and names[q[3]] == "N"}
+    both = sorted(set(phi) & set(psi))
+    return (
+        np.array([phi[k] for k in both], dtype=np.int64).reshape(-1, 4),
+        np.array([psi[k] for k in both], dtype=np.int64).reshape(-1, 4),
+    )
+
+
 CHI1_GAMMA = ("CG", "OG", "OG1", "SG", "CG1")
 UNBOUND_ANGSTROM = 10.0
 

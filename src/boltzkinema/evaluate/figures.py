@@ -1,5 +1,6 @@
-"""Figures per system: RMSF profiles, projection on the reference's top PCs, backbone torsions
-and, for ligands, the ligand-centre distance over time. PNG, written atomically."""
+"""Figures per system: RMSF profiles, projection on the reference's top PCs, backbone torsions,
+Ramachandran maps and, for ligands, the ligand-centre distance over time; the training curves
+of a run. PNG, written atomically."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
-from boltzkinema.evaluate.evaluate import backbone_torsions
+from boltzkinema.evaluate.evaluate import backbone_torsions, ramachandran_pairs
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.util import atomic_output
 
@@ -113,6 +114,11 @@ def system_figures(
         paths.append(out_dir / f"{sid}.{mode}.torsions.png")
         _save(fig, paths[-1])
 
+    phi_q, psi_q = ramachandran_pairs(system)
+    if len(phi_q):
+        paths.append(out_dir / f"{sid}.{mode}.ramachandran.png")
+        ramachandran_maps({"reference MD": ref, **flat}, phi_q, psi_q, sid, paths[-1])
+
     lig = system.mol_type == int(MolType.LIGAND)
     if lig.any() and "model" in trajs and len(times):
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -140,6 +146,30 @@ def system_figures(
         paths.append(out_dir / f"{sid}.{mode}.ligand.png")
         _save(fig, paths[-1])
     return paths
+
+
+def ramachandran_maps(
+    ensembles: dict[str, np.ndarray],
+    phi_quads: np.ndarray,
+    psi_quads: np.ndarray,
+    title: str,
+    path: Path,
+) -> Path:
+    """One φ/ψ histogram per ensemble (every residue with both angles pooled), side by side."""
+    fig, axes = plt.subplots(1, len(ensembles), figsize=(2.6 * len(ensembles), 2.8), squeeze=False)
+    edges = np.linspace(-180, 180, 61)
+    for ax, (name, frames) in zip(axes[0], ensembles.items(), strict=True):
+        phi = np.degrees(mt.dihedrals(frames, phi_quads).cpu().numpy().ravel())
+        psi = np.degrees(mt.dihedrals(frames, psi_quads).cpu().numpy().ravel())
+        ax.hist2d(phi, psi, bins=[edges, edges], cmap="viridis", cmin=1)
+        ax.set_title(f"{name} ({len(frames)} frames)", fontsize=8)
+        ax.set_xlabel("φ (°)")
+        ax.set_xlim(-180, 180)
+        ax.set_ylim(-180, 180)
+    axes[0, 0].set_ylabel("ψ (°)")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+    return path
 
 
 LOSS_TERMS = ("loss", "structure", "bond", "lddt", "flexibility", "ligand_centre", "chirality")
