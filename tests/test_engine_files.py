@@ -112,7 +112,12 @@ def test_amber_prmtop_with_mdcrd(data):
 
 def test_charmm_psf_with_dcd(data):
     dcd, psf = data / "adk_dims.dcd", data / "adk.psf"
+    # The CHARMM header says NSAVC 1000 steps of 0.02045 AKMA (1 fs): 1 ps between frames.
+    system, summary = load(dcd, psf)
+    assert summary["frame_dt_evidence"]["source"] == "file"
+    assert summary["frame_dt_ns"] == pytest.approx(0.001, rel=1e-4)
     system, summary = load(dcd, psf, frame_dt_ns=0.001)
+    assert not summary["frame_dt_evidence"]["warnings"]  # the config agrees with the header
     assert system.n_atoms == solute_heavy_atoms(psf) == 1656  # adenylate kinase, 214 residues
     assert summary["sequences"]["0"].startswith("MRIILLGAPGAGKGTQ") and longest_bond(system) < 2.0
 

@@ -155,6 +155,14 @@ def test_a_file_without_usable_times_needs_frame_dt_from_the_config(solute, name
     assert not summary["frame_dt_evidence"]["warnings"]  # frame numbers are no evidence
 
 
+def test_mdtrajs_placeholder_dcd_header_is_no_time(solute):
+    """mdtraj writes DELTA 1 and NSAVC 1 whatever the simulation: not evidence of a spacing."""
+    tmp, traj = solute
+    ref = _saved(traj, tmp / "placeholder.dcd")
+    assert mdtraj_files.dcd_frame_spacing_ps(ref.path) is None
+    assert mdtraj_files.dcd_frame_spacing_ps(DCD) is None  # the example's, written by mdtraj
+
+
 def test_file_times_decide_the_spacing_and_a_disagreeing_config_wins_with_a_warning(solute):
     tmp, traj = solute
     raw = mdtraj_files.load(_saved(traj, tmp / "timed.xtc", np.arange(5) * 10.0))

@@ -31,6 +31,31 @@ VIRTUAL_ELEMENTS = {"Vs", "Ep", "Lp", "D", "Du"}
 VIRTUAL_NAMES = {"M", "MW", "LP", "LP1", "LP2", "EP", "EPW", "EP1", "EP2"}
 
 
+AKMA_PS = 0.04888821  # CHARMM's time unit in ps
+
+
+def dcd_frame_spacing_ps(path: str | Path) -> float | None:
+    """Frame spacing (ps) from a CHARMM/NAMD/OpenMM DCD header: NSAVC steps of DELTA (AKMA).
+
+    None where the header holds no usable time: not a CORD file, a non-positive step, or
+    mdtraj's placeholder (DELTA 1, NSAVC 1), which says nothing about the simulation.
+    """
+    with open(path, "rb") as f:
+        head = f.read(92)
+    if len(head) < 92 or head[4:8] != b"CORD":
+        return None
+    order = "<" if int.from_bytes(head[:4], "little") == 84 else ">"
+    icntrl = np.frombuffer(head[8:88], dtype=f"{order}i4")
+    nsavc = int(icntrl[2])
+    if icntrl[19] == 0:  # X-PLOR header: DELTA is a double over ICNTRL[9:11]
+        delta = float(np.frombuffer(head[44:52], dtype=f"{order}f8")[0])
+    else:
+        delta = float(np.frombuffer(head[44:48], dtype=f"{order}f4")[0])
+    if nsavc <= 0 or not delta > 0 or (delta == 1.0 and nsavc == 1):
+        return None
+    return nsavc * delta * AKMA_PS
+
+
 def virtual_sites(top: mdtraj.Topology) -> np.ndarray:
     """Bool per atom: a virtual site or dummy particle (zero mass, element Vs/EP/LP/D, or a water
     extra point by name).
@@ -123,6 +148,10 @@ def from_trajectory(ref: SystemRef, traj: mdtraj.Trajectory) -> RawSystem:
     bonds = np.array([(a.index, b.index) for a, b in traj.topology.bonds], dtype=np.int64)
     timed = Path(ref.path).suffix.lower() in TIMED_FORMATS and traj.time is not None
     times = np.asarray(traj.time, dtype=np.float64) / 1000.0 if timed else None
+    if Path(ref.path).suffix.lower() == ".dcd":
+        spacing_ps = dcd_frame_spacing_ps(ref.path)
+        if spacing_ps is not None:
+            times = np.arange(traj.n_frames) * spacing_ps / 1000.0
     box = None
     if traj.unitcell_lengths is not None:
         box = np.asarray(traj.unitcell_lengths, dtype=np.float64)
