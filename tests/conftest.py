@@ -187,3 +187,18 @@ def lance_rows(results: Path) -> dict[str, list[tuple]]:
         )
         for name in ("runs", "systems", "eval")
     }
+
+
+@pytest.fixture(scope="session")
+def ala2_md(tmp_path_factory) -> list:
+    """The shipped alanine dipeptide MD, replicas R1 and R2, preprocessed (heavy atoms)."""
+    from boltzkinema.data.index import discover
+    from boltzkinema.data.preprocess import preprocess_shard
+    from boltzkinema.data.process import ProcessOptions
+    from boltzkinema.data.store import ShardReader
+
+    root = tmp_path_factory.mktemp("ala2")
+    refs = discover("peptides", "atlas", [str(REPO / "resources" / "peptides" / "ala2")])[:2]
+    preprocess_shard(refs, root / "0000.h5", root / "0000.report.json", ProcessOptions())
+    with ShardReader(root / "0000.h5") as reader:
+        return [reader.load(s) for s in reader.system_ids()]

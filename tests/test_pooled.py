@@ -5,21 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from boltzkinema.data.index import discover
-from boltzkinema.data.preprocess import preprocess_shard
-from boltzkinema.data.process import ProcessOptions
-from boltzkinema.data.store import ShardReader
 from boltzkinema.evaluate.pooled import Ensemble, bond_length_rmse, ensemble_row, phi_psi
-from conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def ala2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ala2")
-    refs = discover("peptides", "atlas", [str(REPO / "resources" / "peptides" / "ala2")])[:2]
-    preprocess_shard(refs, root / "0000.h5", root / "0000.report.json", ProcessOptions())
-    with ShardReader(root / "0000.h5") as reader:
-        return [reader.load(s) for s in reader.system_ids()]
+@pytest.fixture
+def ala2(ala2_md):
+    return ala2_md
 
 
 def test_phi_psi_of_alanine_dipeptide_sit_in_its_basins(ala2):

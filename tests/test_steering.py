@@ -7,27 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from boltzkinema.data.index import discover
-from boltzkinema.data.preprocess import preprocess_shard
-from boltzkinema.data.process import ProcessOptions
-from boltzkinema.data.store import ShardReader
 from boltzkinema.evaluate import metrics as mt
 from boltzkinema.evaluate.pooled import bond_length_rmse
 from boltzkinema.sample.run import SampleConfig, steering_for
 from boltzkinema.sample.sampler import SamplerConfig, sample
 from boltzkinema.sample.steering import SteeringConfig, energy, restraints, steer
-from conftest import REPO
 
 ON = SteeringConfig(bonds=1.0, chirality=1.0, clashes=1.0, steps=30)
 
 
-@pytest.fixture(scope="module")
-def ala2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ala2")
-    refs = discover("peptides", "atlas", [str(REPO / "resources" / "peptides" / "ala2")])[:1]
-    preprocess_shard(refs, root / "0000.h5", root / "0000.report.json", ProcessOptions())
-    with ShardReader(root / "0000.h5") as reader:
-        return reader.load(reader.system_ids()[0])
+@pytest.fixture
+def ala2(ala2_md):
+    return ala2_md[0]
 
 
 def frames(system, n: int = 4) -> torch.Tensor:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.spatial import cKDTree
 
 from boltzkinema.data.bonds import stereo_centres
 from boltzkinema.data.dataset import reference_structure
@@ -83,12 +85,13 @@ def restraints(system: ProcessedSystem, pair_cutoff: float = 10.0) -> Restraints
     volumes = volumes[0, 0]
     tetrahedral = volumes.abs() > TETRAHEDRAL
     handedness = torch.where(tetrahedral, torch.sign(volumes), torch.zeros_like(volumes))
-    adj = np.zeros((m, m), dtype=bool)
-    adj[bonds[:, 0], bonds[:, 1]] = adj[bonds[:, 1], bonds[:, 0]] = True
-    near = adj | ((adj.astype(np.int32) @ adj.astype(np.int32)) > 0) | np.eye(m, dtype=bool)
-    i, j = np.triu_indices(m, k=1)
+    i, j = cKDTree(ref).query_pairs(pair_cutoff, output_type="ndarray").T.reshape(2, -1)
+    adj = coo_matrix((np.ones(2 * len(bonds)), (bonds.ravel(), bonds[:, ::-1].ravel())), (m, m))
+    adj = adj.tocsr()
+    near = adj + adj @ adj  # bonded, or sharing a neighbour (sparse: linear in the bonds)
+    keep = np.asarray(near[i, j]).ravel() == 0
+    i, j = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
     dist = np.linalg.norm(ref[i] - ref[j], axis=-1)
-    keep = ~near[i, j] & (dist < pair_cutoff)
     return Restraints(
         bonds=torch.from_numpy(bonds),
         lengths=torch.from_numpy(np.asarray(system.bond_lengths, dtype=np.float32)),
@@ -96,8 +99,8 @@ def restraints(system: ProcessedSystem, pair_cutoff: float = 10.0) -> Restraints
         handedness=handedness,
         volumes=volumes,
         planar=volumes.abs() < PLANAR,
-        pairs=torch.from_numpy(np.stack([i[keep], j[keep]], axis=1).astype(np.int64)),
-        closest=torch.from_numpy(dist[keep].astype(np.float32)),
+        pairs=torch.from_numpy(np.stack([i, j], axis=1).astype(np.int64)),
+        closest=torch.from_numpy(dist.astype(np.float32)),
     )
 
 
