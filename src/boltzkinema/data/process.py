@@ -111,9 +111,9 @@ def classify(raw: RawSystem, keep: tuple[str, ...] = ()) -> np.ndarray:
     return mol
 
 
-def removed_residues(raw: RawSystem, mol: np.ndarray) -> dict[str, int]:
-    """How many residues of each name were removed as solvent, lipid or ion (for the report)."""
-    keys = residue_keys(raw)
+def removed_residues(raw: RawSystem, mol: np.ndarray, keys: np.ndarray) -> dict[str, int]:
+    """How many residues of each name were removed as solvent, lipid or ion (for the report);
+    ``keys`` are :func:`residue_keys`."""
     gone = mol < 0
     first = np.flatnonzero(gone & np.r_[True, keys[1:] != keys[:-1]])
     names, counts = np.unique(raw.residue_names[first].astype(str), return_counts=True)
@@ -292,6 +292,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system."""
     check_raw(raw)
     mol_all = classify(raw, opts.keep_residues)
+    residue_of = residue_keys(raw)
     solute = mol_all >= 0
     keep = solute & (opts.hydrogens | (raw.elements != "H"))
     if not keep.any():
@@ -322,7 +323,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     bond_notes = []
     if broken.any():  # e.g. a GROMACS .gro that holds a dimer as one chain
         bond_notes.append(_broken_bonds_note(raw, sol, bonds[broken], unwrapped[0]))
-        chain_ids = split_chains(chain_ids, residue_keys(raw)[sol], bonds[broken])
+        chain_ids = split_chains(chain_ids, residue_of[sol], bonds[broken])
         bonds = bonds[~broken]
         unwrapped, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
     xyz = unwrapped
@@ -353,7 +354,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     align_sel = polymer if polymer.sum() >= 3 else np.ones(len(atoms), dtype=bool)
     xyz = superpose(xyz, align_sel)
 
-    keys = residue_keys(raw)[atoms]
+    keys = residue_of[atoms]
     chain_index, residue_index = _chain_and_residue_index(chain_ids[sel], keys)
     token_index = tokens(mol_type, keys)
     times, dt, dt_evidence = frame_times(raw, opts)
@@ -387,7 +388,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "reference_hash": hashlib.sha256(reference.tobytes()).hexdigest()[:16],
         "reference_source": "topology" if raw.reference_angstrom is not None else "first frame",
         "unwrap": unwrap_info,
-        "removed_residues": removed_residues(raw, mol_all),
+        "removed_residues": removed_residues(raw, mol_all, residue_of),
         "notes": notes,
     }
     if ligand is not None:
