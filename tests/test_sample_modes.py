@@ -61,6 +61,23 @@ def test_forecast_extends_the_history_window_by_window(model, system):
     assert torch.equal(traj[:, :2], hist[None].expand(2, -1, -1, -1))
 
 
+def test_a_posed_window_turns_with_its_history(model, system):
+    """Windows of a network trained with ``pose: reference`` are generated on the reference and
+    turned back: a rotated and shifted history gives the same sample, rotated and shifted."""
+    posed = modes.SystemInputs(
+        system.system, system.features, pose=torch.from_numpy(system.system.coords[0])
+    )
+    hist = torch.from_numpy(system.system.coords[:2])
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(3)))
+    q = q * torch.sign(torch.linalg.det(q))
+    shift = torch.tensor([4.0, -2.0, 7.0])
+    a, _ = modes.forecast(model, posed, hist, 2, 0.002, 3, FAST, _gen())
+    b, _ = modes.forecast(model, posed, hist @ q + shift, 2, 0.002, 3, FAST, _gen())
+    assert torch.allclose(a @ q + shift, b, atol=2e-3)
+    c, _ = modes.forecast(model, system, hist @ q + shift, 2, 0.002, 3, FAST, _gen())
+    assert not torch.allclose(a @ q + shift, c, atol=0.1)  # unposed: the network sees the turn
+
+
 def test_interpolation_keeps_both_ends(model, system):
     a, b = (torch.from_numpy(system.system.coords[i]) for i in (0, 5))
     traj, times = modes.interpolate(model, system, a, b, 3, 0.001, FAST, _gen(), 2)

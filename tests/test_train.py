@@ -99,6 +99,35 @@ def test_reference_feature_is_the_systems_reference_whatever_the_window(example_
     assert checked >= 3
 
 
+def test_reference_pose_lays_each_windows_first_frame_on_the_reference(example_results):
+    """With ``pose: reference`` a window is turned so that its first frame is superposed on the
+    system's reference structure: the same conformation always comes in the same pose."""
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    cfg = SegmentConfig(n_frames=4, max_atoms=4096, max_tokens=4096, pose="reference")
+    ds = TrajectoryDataset(manifest, example_results, cfg, split=None)
+    table = manifest.set_index("system_id")
+    for i in range(12):
+        it = ds.item(0, i)
+        with ShardReader(example_results / table.loc[it["system_id"]]["shard"]) as reader:
+            stored = reader.load(it["system_id"], frames=[0]).reference_coords.astype(np.float64)
+        first = it["coords"][0].astype(np.float64)
+        kabsch = _kabsch_rmsd(first, stored)
+        direct = np.sqrt(((first - (stored - stored.mean(0))) ** 2).sum(1).mean())
+        assert abs(direct - kabsch) < 1e-3, it["system_id"]
+    randomly = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=4), split=None)
+    it = randomly.item(0, 0)
+    first = it["coords"][0].astype(np.float64)
+    with ShardReader(example_results / table.loc[it["system_id"]]["shard"]) as reader:
+        stored = reader.load(it["system_id"], frames=[0]).reference_coords.astype(np.float64)
+    direct = np.sqrt(((first - (stored - stored.mean(0))) ** 2).sum(1).mean())
+    assert direct > _kabsch_rmsd(first, stored) + 1.0  # a random pose is not the reference's
+
+
+def test_an_unknown_pose_is_refused():
+    with pytest.raises(ValueError, match="random"):
+        SegmentConfig(pose="aligned")
+
+
 def test_windows_never_hold_a_frame_equal_to_the_reference(example_results):
     manifest = pd.read_parquet(example_results / "manifest.parquet")
     ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=8), split=None)
@@ -285,6 +314,7 @@ def test_checkpoints_record_coverage_and_the_old_layout_is_named(example_results
     state = json.loads((Path(info["path"]) / "state.json").read_text())
     assert state["coverage"]["n_frames"] == 3 and state["coverage"]["max_history"] == 2
     assert state["coverage"]["dt_ns"] == [0.001, 0.001]  # the training systems' own spacing
+    assert state["coverage"]["pose"] == "random"
     ckpt.write_resolved(info, run / "checkpoint.json")
     load_model(run / "checkpoint.json")
     weights = load_file(info["weights"])

@@ -26,6 +26,13 @@ def kabsch_rotations(mobile: Array, target: Array) -> Array:
     return rot.numpy() if isinstance(mobile, np.ndarray) else rot
 
 
+def onto_target(mobile: Array, target: Array) -> tuple[Array, Array]:
+    """Centres (F, 1, 3) and rotations (F, 3, 3) that put each ``mobile`` (F, K, 3) on
+    ``target`` (K, 3): ``(mobile - centre) @ rotation`` is superposed on the centred target."""
+    centre = mobile.mean(axis=-2, keepdims=True)
+    return centre, kabsch_rotations(mobile - centre, target - target.mean(axis=0))
+
+
 def superpose(xyz: np.ndarray, selection: np.ndarray) -> np.ndarray:
     """Superpose all frames on frame 0 by ``selection`` atoms; frame 0's selection centred at 0."""
     sel = xyz[:, selection]

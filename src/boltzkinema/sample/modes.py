@@ -16,6 +16,7 @@ from safetensors.numpy import load_file
 from torch import nn
 
 from boltzkinema import progress
+from boltzkinema.data.align import onto_target
 from boltzkinema.data.dataset import (
     SystemFeatures,
     random_rotation,
@@ -31,12 +32,14 @@ from boltzkinema.sample.sampler import SamplerConfig, sample
 
 @dataclass
 class SystemInputs:
-    """What the model needs about one system, independent of frames, and the steering that
-    corrects its denoised estimates (``None``: none)."""
+    """What the model needs about one system, independent of frames, the steering that
+    corrects its denoised estimates (``None``: none) and, for a network trained with
+    ``segments.pose: reference``, the structure each window's first frame is turned onto."""
 
     system: ProcessedSystem
     features: dict[str, torch.Tensor]
     steer: Callable[[torch.Tensor], torch.Tensor] | None = None
+    pose: torch.Tensor | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -114,9 +117,15 @@ def _window(
     device = inputs.features["s_trunk"].device
     batch = batch_for(inputs, times, s)
     mask = known_mask[None].expand(s, -1).to(device)
+    posed = inputs.pose is not None and bool(known_mask.any())
+    if posed:
+        # The window in training's pose: its first frame on the reference, turned back after.
+        centre, rot = onto_target(known[:, int(known_mask.nonzero()[0])], inputs.pose.cpu())
+        known = (known - centre[:, None]) @ rot[:, None]
     with torch.no_grad():
         denoise = model.denoiser(batch)
-        return sample(denoise, known.to(device), mask, cfg, generator, inputs.steer).cpu()
+        out = sample(denoise, known.to(device), mask, cfg, generator, inputs.steer).cpu()
+    return out @ rot.transpose(1, 2)[:, None] + centre[:, None] if posed else out
 
 
 def forecast(

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from boltzkinema.data.dataset import reference_structure
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
@@ -91,6 +92,15 @@ def steering_for(
         system.system_id, len(held.bonds), len(held.centres), len(held.pairs),
     )  # fmt: skip
     return partial(steering.steer, r=held, cfg=settings)
+
+
+def trained_pose(checkpoint_json: str | Path, system: ProcessedSystem) -> torch.Tensor | None:
+    """The structure each window's first frame is turned onto, where training posed its windows
+    that way (``coverage.pose``: reference); None for random poses and older checkpoints."""
+    trained = coverage.trained_coverage(checkpoint_json) or {}
+    if trained.get("pose", "random") != "reference":
+        return None
+    return torch.from_numpy(reference_structure(system).astype(np.float32))
 
 
 def reference_at(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
@@ -201,6 +211,7 @@ def run_sampling(
     model.to(device)
     inputs.features = {k: v.to(device) for k, v in inputs.features.items()}
     inputs.steer = steering_for(inputs.system, cfg, device)
+    inputs.pose = trained_pose(checkpoint_json, inputs.system)
     dt = cfg.dt_ns or float(row["frame_dt_ns"])
     coverage.check(checkpoint_json, cfg, mode, dt)
     coords, times, extras = sample_system(model, inputs, mode, cfg, dt)

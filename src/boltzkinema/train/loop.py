@@ -435,6 +435,7 @@ class Trainer:
             "dt_ns": list(self.train_ds.dt_range()),
             "tasks": dict(tasks.probabilities),
             "shared_sigma": tasks.shared_sigma,
+            "pose": self.segments.pose,
         }
 
     def save(self, row: dict[str, Any]) -> None:
