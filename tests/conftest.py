@@ -21,6 +21,18 @@ EXAMPLE_MISATO = EXAMPLE / "misato" / "MD.hdf5"
 EXAMPLE_GROUP = "187L"
 
 
+# A network small enough for CPU tests of training (2 heads, one block per stack).
+TINY_MODEL = {
+    "c_atom": 16,
+    "c_token": 32,
+    "atom_heads": 2,
+    "token_heads": 2,
+    "atom_encoder_blocks": 1,
+    "token_blocks": 1,
+    "atom_decoder_blocks": 1,
+}
+
+
 def copy_misato_group(
     src: Path,
     key: str,

@@ -46,6 +46,7 @@ from conftest import (
     EXAMPLE,
     EXAMPLE_GROUP,
     EXAMPLE_MISATO,
+    TINY_MODEL,
     copy_misato_group,
     example_config,
     snakemake_cmd,
@@ -303,15 +304,7 @@ def _empty_ligand(tmp: Path) -> Seen:
     return Seen(msg, ("no atoms", "supply its atoms"))
 
 
-MODEL = {
-    "c_atom": 16,
-    "c_token": 32,
-    "atom_heads": 2,
-    "token_heads": 2,
-    "atom_encoder_blocks": 1,
-    "token_blocks": 1,
-    "atom_decoder_blocks": 1,
-}
+MODEL = TINY_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,9 @@ from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train import loop
 from boltzkinema.train.loop import TrainConfig, Trainer
+from conftest import TINY_MODEL
 
-MODEL = {
-    "c_atom": 16,
-    "c_token": 32,
-    "atom_heads": 2,
-    "token_heads": 2,
-    "atom_encoder_blocks": 1,
-    "token_blocks": 1,
-    "atom_decoder_blocks": 1,
-}
+MODEL = TINY_MODEL
 
 
 def config(**kw) -> TrainConfig:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -330,11 +332,16 @@ def run_manifest(a: argparse.Namespace) -> None:
 def run_train(a: argparse.Namespace) -> None:
     import hashlib
 
+    from boltzkinema.train.launch import launch_command
     from boltzkinema.train.loop import TrainConfig, Trainer
     from boltzkinema.util import atomic_write_text
 
     text = Path(a.config).read_text()
     cfg = TrainConfig.from_dict(json.loads(text))
+    command = launch_command(sys.argv[1:], cfg.devices, cfg.nodes, cfg.rendezvous_port, os.environ)
+    if command is not None:
+        log.info("starting the training processes: %s", shlex.join(command))
+        os.execvp(command[0], command)
     trainer = Trainer(
         cfg,
         a.manifest,

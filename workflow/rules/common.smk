@@ -76,14 +76,22 @@ def write_json(value, path):
     tmp.replace(path)
 
 
-def launcher(devices):
-    """``python -m boltzkinema``, or torchrun over the devices the rule was given (DDP).
-
-    The count comes from the rule's ``gpu`` resource, so a profile's ``set-resources`` decides.
+def train_resources():
+    """The train job's resources: its GPUs on one node; on several, SLURM's node count, one
+    task per node and ``devices`` GPUs per node. ``mpi`` tells the executor that the command
+    starts its own job steps (``python -m boltzkinema train`` runs srun, see train/launch.py).
     """
-    if devices > 1:
-        return f"torchrun --standalone --nproc_per_node {devices} -m boltzkinema"
-    return "python -m boltzkinema"
+    train = config["train"]
+    nodes, devices = train["nodes"], train["devices"]
+    if nodes == 1:
+        return {"gpu": devices}
+    return {
+        "nodes": nodes,
+        "tasks": nodes,
+        "tasks_per_gpu": 0,
+        "mpi": "srun",
+        "gres": f"gpu:{devices}",
+    }
 
 
 def explicit_checkpoint_arg(wildcards):

@@ -32,12 +32,11 @@ rule train:
     conda:
         "../../envs/core.yaml"
     resources:
-        gpu=config["train"].get("devices", 1),
+        **train_resources(),
     params:
-        launcher=lambda wildcards, resources: launcher(resources.gpu),
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         run_dir=lambda wildcards, output: str(Path(output.done).parent),
     shell:
-        "{params.launcher} train --manifest {input.manifest:q} "
+        "python -m boltzkinema train --manifest {input.manifest:q} "
         "--results-root {params.results:q} --config {input.config:q} "
         "--run-dir {params.run_dir:q} --output {output.done:q} > {log:q} 2>&1"

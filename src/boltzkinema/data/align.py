@@ -13,17 +13,22 @@ Array = TypeVar("Array", np.ndarray, torch.Tensor)
 def kabsch_rotations(mobile: Array, target: Array) -> Array:
     """Rotation (F, 3, 3) best mapping centred ``mobile`` (F, K, 3) onto centred ``target`` (K, 3).
 
-    Apply as ``mobile @ R``. The one Kabsch of the package: preprocessing calls it on NumPy
-    arrays, evaluation on torch tensors (any device); the result has the input's type.
+    Apply as ``mobile @ R``. The one Kabsch of the package: preprocessing and training data
+    call it on NumPy arrays (computed in NumPy, so that forked data workers never enter torch's
+    thread pool), evaluation on torch tensors (any device); the result has the input's type.
     """
-    m = torch.as_tensor(mobile)
-    t = torch.as_tensor(target, dtype=m.dtype, device=m.device)
-    h = m.transpose(1, 2) @ t
-    u, _, vt = torch.linalg.svd(h)
-    fix = torch.ones_like(u[:, 0])
-    fix[:, 2] = torch.sign(torch.linalg.det(u @ vt))
-    rot = (u * fix[:, None, :]) @ vt
-    return rot.numpy() if isinstance(mobile, np.ndarray) else rot
+    numpy = isinstance(mobile, np.ndarray)
+    xp, linalg = (np, np.linalg) if numpy else (torch, torch.linalg)
+    t = (
+        np.asarray(target, dtype=mobile.dtype)
+        if numpy
+        else torch.as_tensor(target, dtype=mobile.dtype, device=mobile.device)
+    )
+    h = xp.swapaxes(mobile, 1, 2) @ t
+    u, _, vt = linalg.svd(h)
+    fix = xp.ones_like(u[:, 0])
+    fix[:, 2] = xp.sign(linalg.det(u @ vt))
+    return (u * fix[:, None, :]) @ vt
 
 
 def onto_target(mobile: Array, target: Array) -> tuple[Array, Array]:

@@ -9,6 +9,7 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from boltzkinema.model.architectures import (
 )
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
-from boltzkinema.train.batches import StepBatches, batches
+from boltzkinema.train.batches import StepBatches, accumulation_steps, batches, micro_slot
 from boltzkinema.train.ema import WeightAverage
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
@@ -62,6 +63,9 @@ class TrainConfig:
     val_every: int = 10
     val_batches: int = 2
     devices: int = 1
+    nodes: int = 1
+    global_batch: int | None = None
+    rendezvous_port: int = 29500
     workers: int = 0
     compile: bool = False
     bf16: bool = True
@@ -162,7 +166,18 @@ class Trainer:
         self.train_ds = TrajectoryDataset(
             manifest, self.results_root, self.segments, "train", features
         )
-        self.batches = StepBatches(self.train_ds, cfg.batch_size, self.world, self.rank)
+        self.accumulation = accumulation_steps(cfg.global_batch, cfg.batch_size, self.world)
+        self.global_batch = cfg.batch_size * self.world * self.accumulation
+        self.batches = StepBatches(
+            self.train_ds, cfg.batch_size, self.world, self.rank, self.accumulation
+        )
+        log.info(
+            "global batch %d = %d per device x %d processes x %d accumulation steps",
+            self.global_batch,
+            cfg.batch_size,
+            self.world,
+            self.accumulation,
+        )
         try:
             self.val_ds: TrajectoryDataset | None = TrajectoryDataset(
                 manifest,
@@ -241,6 +256,16 @@ class Trainer:
                 state.get("config_hash"),
                 self.config_hash,
             )
+        saved_batch = state.get("batch", {}).get("global")
+        if saved_batch not in (None, self.global_batch):
+            log.warning(
+                "resuming %s, trained with a global batch of %d, with %d: set "
+                "train.global_batch: %d to keep the run's batch (and its data order)",
+                folder,
+                saved_batch,
+                self.global_batch,
+                saved_batch,
+            )
         ckpt.load_weights(self.model, folder / "model.safetensors")
         if self.ema is not None:
             self._resume_average(folder)
@@ -275,27 +300,40 @@ class Trainer:
             int(np.random.SeedSequence([self.cfg.seed, *key]).generate_state(1)[0])
         )
 
-    def train_step(self, step: int, batch: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One optimisation step on ``batch`` (made here when not given), or a logged skip when
-        the loss or gradients are not finite."""
+    def train_step(self, step: int, micro: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One optimisation step over its micro-batches (made here when not given): gradients
+        of each micro-batch's mean loss averaged (accumulated locally, all-reduced once), or a
+        logged skip when the loss or gradients are not finite."""
         t0 = time.perf_counter()
-        batch = _to(self.batches[step] if batch is None else batch, self.device)
+        micro = self.batches[step] if micro is None else micro
         self.net.train()
-        loss, terms = denoise_loss(
-            self.net,
-            batch,
-            self.loss_weights,
-            self.model_cfg.sigma_data,
-            self._generator(step, self.rank),
-            self.cfg.bf16,
-        )
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
-        skipped = not torch.isfinite(loss)
+        loss_sum, sums, tasks, skipped = 0.0, {}, [], False
+        for a, batch in enumerate(micro):
+            batch = _to(batch, self.device)
+            last = a == len(micro) - 1
+            local = self.net.no_sync() if self.world > 1 and not last else nullcontext()
+            with local:
+                loss, terms = denoise_loss(
+                    self.net,
+                    batch,
+                    self.loss_weights,
+                    self.model_cfg.sigma_data,
+                    self._generator(step, micro_slot(a, self.world, self.rank)),
+                    self.cfg.bf16,
+                )
+                loss_sum += float(loss.detach()) / len(micro)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value / len(micro)
+                tasks += batch["task"]
+                if not torch.isfinite(loss):
+                    skipped = True
+                    break
+                (loss / len(micro)).backward()
         grad_norm = float("nan")
         if not skipped:
-            loss.backward()
             params = [p for p in self.model.parameters() if p.requires_grad]
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
             skipped = not np.isfinite(grad_norm)
@@ -319,12 +357,12 @@ class Trainer:
                 self.ema.update(self.model, step)
         return {
             "step": step,
-            "loss": float(loss.detach()),
-            **terms,
+            "loss": loss_sum,
+            **sums,
             "lr": self.optimizer.param_groups[0]["lr"],
             "grad_norm": grad_norm,
             "skipped": skipped,
-            "tasks": ",".join(batch["task"]),
+            "tasks": ",".join(tasks),
             "seconds": time.perf_counter() - t0,
             "val_loss": float("nan"),
         }
@@ -444,7 +482,14 @@ class Trainer:
             "config_hash": self.config_hash,
             "val_loss": val,
             "best_val": self.best_val,
-            "data_position": self.step * self.cfg.batch_size * self.world,
+            "data_position": self.step * self.global_batch,
+            "batch": {
+                "global": self.global_batch,
+                "per_device": self.cfg.batch_size,
+                "processes": self.world,
+                "nodes": self.world // int(os.environ.get("LOCAL_WORLD_SIZE", self.world)),
+                "accumulation": self.accumulation,
+            },
             "architecture": self.architecture,
             "model_config": self.model_cfg.to_dict(),
             "lora_rank": self.cfg.lora_rank,
