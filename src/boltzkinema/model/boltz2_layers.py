@@ -26,6 +26,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from boltzkinema.model.attention import TemporalAttention
+from boltzkinema.model.token_maps import (
+    gather_tokens,
+    mean_over_atoms,
+    pair_gather,
+    token_index,
+)
 
 MASK_INF = 1e6  # Boltz adds −1e6 (not −inf) to masked attention logits.
 NAME_CHARS, NAME_CLASSES = 4, 64  # ref_atom_name_chars: 4 characters, one-hot over 64 codes.
@@ -197,28 +203,22 @@ class PairwiseConditioning(nn.Module):
         return z
 
 
-def keys_indexing_matrix(n_windows: int, w: int, h: int, device: torch.device) -> torch.Tensor:
-    """0/1 matrix (2K, h'·K) that picks, for each query window, the half-windows of its keys.
+def single_to_keys(x: torch.Tensor, w: int, h: int) -> torch.Tensor:
+    """Per-atom values (..., M, D) → the keys of every query window (..., M/W, H, D).
 
-    Boltz's ``get_indexing_matrix``: window k of W queries sees the H atoms centred on it, built
-    from H / (W/2) consecutive half-windows; half-windows outside the sequence give zeros.
+    Boltz's ``get_indexing_matrix`` + ``single_to_keys``: window k of W queries sees the H atoms
+    centred on it, H / (W/2) consecutive half-windows, those outside the sequence zeros. Boltz
+    picks them with a (2K, H/(W/2)·K) one-hot product, O(M²); here a strided view of the
+    zero-padded half-windows (unfold) gathers the same values in O(M·H).
     """
     if w % 2 or h % (w // 2) or (h // (w // 2)) % 2:
         raise ValueError(f"atom windows need W even and H an even multiple of W/2, got {w}, {h}")
-    halves = h // (w // 2)
-    arange = torch.arange(2 * n_windows, device=device)
-    index = (arange[None] - arange[:, None] + halves // 2).clamp(min=0, max=halves + 1)
-    index = index.view(n_windows, 2, 2 * n_windows)[:, 0, :]
-    onehot = F.one_hot(index, num_classes=halves + 2)[..., 1:-1].transpose(1, 0)
-    return onehot.reshape(2 * n_windows, halves * n_windows).float()
-
-
-def single_to_keys(x: torch.Tensor, indexing: torch.Tensor, w: int, h: int) -> torch.Tensor:
-    """Per-atom values (..., M, D) → the keys of every query window (..., M/W, H, D)."""
     *lead, m, d = x.shape
-    k = m // w
-    x = x.reshape(*lead, 2 * k, w // 2, d)
-    return torch.einsum("...jid,jk->...kid", x, indexing).reshape(*lead, k, h, d)
+    k, halves = m // w, h // (w // 2)
+    pad = halves // 2 - 1
+    x = F.pad(x.reshape(*lead, 2 * k, w // 2, d), (0, 0, 0, 0, pad, pad))
+    keys = x.unfold(-3, halves, 2).movedim(-1, -3)  # (..., K, halves, W/2, D)
+    return keys.reshape(*lead, k, h, d)
 
 
 def windowed(x: torch.Tensor, w: int) -> torch.Tensor:
@@ -307,7 +307,7 @@ class AtomEncoder(nn.Module):
                 ],
                 dim=-1,
             )
-            parts.append(torch.bmm(feats["atom_to_token"].float(), res_feats))
+            parts.append(gather_tokens(res_feats, *token_index(feats["atom_to_token"])))
         return torch.cat(parts, dim=-1)
 
     def forward(
@@ -322,9 +322,7 @@ class AtomEncoder(nn.Module):
             atom_mask = feats["atom_pad_mask"].bool()
             uid = feats["ref_space_uid"]
             c = self.embed_atom_features(self.atom_features(feats))
-            to_keys = partial(
-                single_to_keys, indexing=keys_indexing_matrix(k, w, h, c.device), w=w, h=h
-            )
+            to_keys = partial(single_to_keys, w=w, h=h)
 
             d = to_keys(ref_pos).view(b, k, 1, h, 3) - ref_pos.view(b, k, w, 1, 3)
             d_norm = 1 / (1 + torch.sum(d * d, dim=-1, keepdim=True))
@@ -340,13 +338,14 @@ class AtomEncoder(nn.Module):
             p = p + self.embed_atompair_mask(v) * v
 
             q = c
-            atom_to_token = feats["atom_to_token"].float()
-            c = c + torch.bmm(atom_to_token, self.s_to_c_trans(s_trunk.float())).to(c)
-            z_to_p = torch.einsum(
-                "bijd,bwki,bwlj->bwkld",
+            token, has = token_index(feats["atom_to_token"])
+            c = c + gather_tokens(self.s_to_c_trans(s_trunk.float()), token, has).to(c)
+            z_to_p = pair_gather(
                 self.z_to_p_trans(z.float()),
-                atom_to_token.view(b, k, w, atom_to_token.shape[-1]),
-                to_keys(atom_to_token),
+                token.view(b, k, w),
+                has.view(b, k, w),
+                to_keys(token[..., None].float()).squeeze(-1).long(),
+                to_keys(has[..., None].float()).squeeze(-1) > 0,
             )
             p = p + z_to_p.to(p)
             p = p + self.c_to_p_trans_q(c.view(b, k, w, 1, c.shape[-1]))
@@ -690,9 +689,8 @@ class AtomAttentionEncoder(nn.Module):
         )
         with float32_region(q):
             q_to_a = self.atom_to_token_trans(q).float()
-            a2t = atom_to_token.float()
-            a2t_mean = a2t / (a2t.sum(dim=1, keepdim=True) + 1e-6)
-            a = a2t_mean.transpose(1, 2)[:, None] @ q_to_a
+            token, has = token_index(atom_to_token)
+            a = mean_over_atoms(q_to_a, token, has, atom_to_token.shape[-1], eps=1e-6)
         return a.to(q), q, c
 
 
@@ -738,7 +736,7 @@ class AtomAttentionDecoder(nn.Module):
     ) -> torch.Tensor:
         """a (B, T, N, 2·token_s); q (B, T, M, atom_s); c (B, 1, M, atom_s) → (B, T, M, 3)."""
         with float32_region(a):
-            a_to_q = atom_to_token.float()[:, None] @ self.a_to_q_trans(a.float())
+            a_to_q = gather_tokens(self.a_to_q_trans(a.float()), *token_index(atom_to_token))
         q = q + a_to_q.to(q)
         q = self.atom_decoder(
             q, c, cond.atom_dec_bias.float(), cond.to_keys, atom_mask, dt, frame_mask

@@ -28,6 +28,7 @@ from boltzkinema.model.attention import (
 )
 from boltzkinema.model.edm import Denoiser, preconditioning
 from boltzkinema.model.frames import FixedFourier, FrameConditioning, nearest_given
+from boltzkinema.model.token_maps import gather_tokens, mean_over_atoms
 
 
 @dataclass(frozen=True)
@@ -199,18 +200,14 @@ class DiffusionNetwork(nn.Module):
         for block in self.encoder:
             q = self._run(block, q, cond, atom_mask, dt, frame_mask)
 
-        weights = atom_mask.to(q.dtype)
-        onehot = F.one_hot(idx.clamp_min(0), n).to(q.dtype) * weights[..., None]  # (B, M, N)
-        counts = onehot.sum(1).clamp_min(1.0)  # (B, N)
-        tokens = torch.einsum("btmc,bmn->btnc", self.atom_to_token_proj(q), onehot)
-        tokens = tokens / counts[:, None, :, None]
+        tokens = mean_over_atoms(self.atom_to_token_proj(q), idx, atom_mask, n)
         tokens = tokens + self.token_from_s(s)[:, None] + self.noise_to_token(noise)[:, :, None]
         if self.frame_conditioning is not None:
             tokens = tokens + frame_token[:, :, None]
         for block in self.tokens:
             tokens = self._run(block, tokens, s, pair_bias, dt, frame_mask)
 
-        q = q + torch.einsum("btnc,bmn->btmc", self.token_to_atom(tokens), onehot)
+        q = q + gather_tokens(self.token_to_atom(tokens), idx, atom_mask)
         for block in self.decoder:
             q = self._run(block, q, cond, atom_mask, dt, frame_mask)
         update = self.out(self.out_norm(q))
