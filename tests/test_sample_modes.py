@@ -14,6 +14,7 @@ import yaml
 from Bio.PDB import PDBParser
 
 from boltzkinema.data.dataset import rmsd_after_superposition
+from boltzkinema.data.pose import Pose
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.frames import old_layout_hint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
@@ -64,9 +65,9 @@ def test_forecast_extends_the_history_window_by_window(model, system):
 def test_a_posed_window_turns_with_its_history(model, system):
     """Windows of a network trained with ``pose: reference`` are generated on the reference and
     turned back: a rotated and shifted history gives the same sample, rotated and shifted."""
-    posed = modes.SystemInputs(
-        system.system, system.features, pose=torch.from_numpy(system.system.coords[0])
-    )
+    sys = system.system
+    pose = Pose.of("reference", sys.atom_names, sys.token_index, sys.coords[0].astype(float))
+    posed = modes.SystemInputs(sys, system.features, pose=pose)
     hist = torch.from_numpy(system.system.coords[:2])
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(3)))
     q = q * torch.sign(torch.linalg.det(q))

@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 from safetensors import safe_open
 
-from boltzkinema.data.align import kabsch_rotations, onto_target
+from boltzkinema.data.align import kabsch_rotations
 from boltzkinema.data.features import atom_features
 from boltzkinema.data.masking import TaskConfig, draw_task, sample_sigmas, window_length
+from boltzkinema.data.pose import POSES, Pose
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io.chemistry import MolType
@@ -51,17 +52,12 @@ class SegmentConfig:
     max_tokens: int = 256
     seed: int = 0
     tasks: TaskConfig = field(default_factory=TaskConfig)
-    # "random": each window turned by a uniform rotation (the network learns rotations from
-    # data); "reference": each window turned so that its first frame lies on the system's
-    # reference structure (one pose per conformation; sampling turns its windows the same way).
+    # How each window is turned (data/pose.py): random, reference or backbone.
     pose: str = "random"
 
     def __post_init__(self) -> None:
         if self.pose not in POSES:
             raise ValueError(f"segments.pose {self.pose!r}: use one of {POSES}")
-
-
-POSES = ("random", "reference")
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -236,8 +232,11 @@ class TrajectoryDataset:
         coords = reader.frames(sid, frames).astype(np.float64)
         atoms = crop_tokens(system.token_index, ref, self.cfg.max_tokens, self.cfg.max_atoms, rng)
         tokens, atom_to_token = np.unique(system.token_index[atoms], return_inverse=True)
-        if self.cfg.pose == "reference":
-            centre, rot = (a[0] for a in onto_target(coords[:1, atoms], ref[atoms]))
+        if self.cfg.pose != "random":
+            pose = Pose.of(
+                self.cfg.pose, system.atom_names[atoms], system.token_index[atoms], ref[atoms]
+            )
+            centre, rot = (a[0] for a in pose.of_frames(coords[:1, atoms]))
         else:
             centre, rot = coords[0, atoms].mean(axis=0), random_rotation(rng)
         coords = (coords[:, atoms] - centre) @ rot

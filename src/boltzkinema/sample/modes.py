@@ -16,7 +16,6 @@ from safetensors.numpy import load_file
 from torch import nn
 
 from boltzkinema import progress
-from boltzkinema.data.align import onto_target
 from boltzkinema.data.dataset import (
     SystemFeatures,
     random_rotation,
@@ -25,6 +24,7 @@ from boltzkinema.data.dataset import (
     reference_system,
 )
 from boltzkinema.data.features import atom_features
+from boltzkinema.data.pose import Pose
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.sample.sampler import SamplerConfig, sample
@@ -34,12 +34,12 @@ from boltzkinema.sample.sampler import SamplerConfig, sample
 class SystemInputs:
     """What the model needs about one system, independent of frames, the steering that
     corrects its denoised estimates (``None``: none) and, for a network trained with
-    ``segments.pose: reference``, the structure each window's first frame is turned onto."""
+    ``segments.pose`` other than random, how each window is posed (:mod:`boltzkinema.data.pose`)."""
 
     system: ProcessedSystem
     features: dict[str, torch.Tensor]
     steer: Callable[[torch.Tensor], torch.Tensor] | None = None
-    pose: torch.Tensor | None = None
+    pose: Pose | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -119,8 +119,9 @@ def _window(
     mask = known_mask[None].expand(s, -1).to(device)
     posed = inputs.pose is not None and bool(known_mask.any())
     if posed:
-        # The window in training's pose: its first frame on the reference, turned back after.
-        centre, rot = onto_target(known[:, int(known_mask.nonzero()[0])], inputs.pose.cpu())
+        # The window in training's pose (from its first frame), turned back after.
+        first = known[:, int(known_mask.nonzero()[0])].double().numpy()
+        centre, rot = (torch.from_numpy(a).to(known.dtype) for a in inputs.pose.of_frames(first))
         known = (known - centre[:, None]) @ rot[:, None]
     with torch.no_grad():
         denoise = model.denoiser(batch)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from boltzkinema.data.dataset import reference_structure
+from boltzkinema.data.pose import Pose
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
@@ -94,13 +95,13 @@ def steering_for(
     return partial(steering.steer, r=held, cfg=settings)
 
 
-def trained_pose(checkpoint_json: str | Path, system: ProcessedSystem) -> torch.Tensor | None:
-    """The structure each window's first frame is turned onto, where training posed its windows
-    that way (``coverage.pose``: reference); None for random poses and older checkpoints."""
-    trained = coverage.trained_coverage(checkpoint_json) or {}
-    if trained.get("pose", "random") != "reference":
+def trained_pose(checkpoint_json: str | Path, system: ProcessedSystem) -> Pose | None:
+    """How windows are posed where training posed them (``coverage.pose`` other than random);
+    None for random poses and older checkpoints."""
+    kind = (coverage.trained_coverage(checkpoint_json) or {}).get("pose", "random")
+    if kind == "random":
         return None
-    return torch.from_numpy(reference_structure(system).astype(np.float32))
+    return Pose.of(kind, system.atom_names, system.token_index, reference_structure(system))
 
 
 def reference_at(system: ProcessedSystem, dt_ns: float) -> np.ndarray:
