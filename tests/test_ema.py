@@ -59,6 +59,22 @@ def test_checkpoint_keeps_the_average_and_sampling_resolves_to_it(example_result
     assert explicit["weights"].endswith("model.safetensors") and not explicit["averaged"]
 
 
+def test_validation_scores_the_averaged_weights_and_restores_the_raw_ones(
+    example_results, tmp_path
+):
+    """``best`` must pick by what sampling uses: validation swaps the average in, then back."""
+    tr = trainer(example_results, tmp_path / "run", steps=3, ema_decay=0.5, val_every=0)
+    tr.run()
+    raw = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    with_average = tr.validate()
+    assert all(torch.equal(v, raw[k]) for k, v in tr.model.state_dict().items())
+    tr.model.load_state_dict(tr.ema.averaged_state(tr.model))
+    tr.ema = None  # the averaged weights loaded by hand, scored without swapping
+    assert tr.validate() == pytest.approx(with_average, rel=1e-6)
+    tr.model.load_state_dict(raw)
+    assert tr.validate() != pytest.approx(with_average, rel=1e-6)
+
+
 def test_a_run_without_averaging_resolves_to_its_raw_weights(example_results, tmp_path):
     run = tmp_path / "run"
     trainer(example_results, run, steps=2, val_every=0).run()

@@ -9,6 +9,9 @@ own steps rather than keeping its initial weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -45,6 +48,22 @@ class WeightAverage:
         for name, value in self.shadow.items():
             state[name] = value.to(state[name].dtype)
         return state
+
+    @contextmanager
+    def swapped_in(self, model: nn.Module) -> Iterator[None]:
+        """The averaged weights in ``model`` for the duration (validation scores what sampling
+        uses), its own weights back afterwards, bit for bit."""
+        params = dict(model.named_parameters())
+        raw = {name: params[name].detach().clone() for name in self.shadow}
+        with torch.no_grad():
+            for name, value in self.shadow.items():
+                params[name].copy_(value.to(params[name].dtype))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in raw.items():
+                    params[name].copy_(value)
 
     def load(self, weights: dict[str, torch.Tensor]) -> None:
         """Restore the shadows from saved averaged weights (a resumed run continues the same

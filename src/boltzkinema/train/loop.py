@@ -401,12 +401,14 @@ class Trainer:
         )
 
     def validate(self) -> float | None:
-        """Mean denoising loss over fixed validation batches (same items and noise every time)."""
+        """Mean denoising loss over fixed validation batches (same items and noise every time),
+        of the averaged weights where there are any (what sampling and ``best`` use)."""
         if self.val_ds is None or self.cfg.val_batches <= 0:
             return None
         self.net.eval()
         losses = []
-        with torch.no_grad():
+        averaged = self.ema.swapped_in(self.model) if self.ema is not None else nullcontext()
+        with torch.no_grad(), averaged:
             for b in range(self.cfg.val_batches):
                 items = [
                     self.val_ds.item(0, b * self.cfg.batch_size + i)
