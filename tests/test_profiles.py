@@ -67,7 +67,9 @@ def test_conda_environments_carry_every_runtime_dependency(env_file):
     assert not missing, f"{env_file} lacks {sorted(missing)}"
 
 
-def test_train_launches_torchrun_with_the_devices_the_rule_is_given(tmp_path):
+def test_train_gets_the_devices_the_rule_is_given(tmp_path):
+    """The rule passes its gpu resource on; ``train`` then starts torchrun over that many
+    processes (``launch_command``, tested in test_multinode.py)."""
     config = example_config(tmp_path)
     env = venv_env()
     base = [
@@ -96,7 +98,5 @@ def test_train_launches_torchrun_with_the_devices_the_rule_is_given(tmp_path):
         env=env,
         cwd=tmp_path,
     )
-    assert "python -m boltzkinema train" in one.stdout + one.stderr
-    assert (
-        "torchrun --standalone --nproc_per_node 2 -m boltzkinema train" in two.stdout + two.stderr
-    )
+    assert "python -m boltzkinema train --devices 1 " in one.stdout + one.stderr
+    assert "python -m boltzkinema train --devices 2 " in two.stdout + two.stderr

@@ -123,6 +123,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="train settings (JSON, the config's 'train')")
     p.add_argument("--run-dir", required=True, help="results/runs/{run}")
     p.add_argument("--output", help="file to touch when training finished (for the workflow)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="processes (GPUs) per node, where the scheduler decides it (default: the config's)",
+    )
 
 
 def _add_resolve(sub: argparse._SubParsersAction) -> None:
@@ -331,6 +336,7 @@ def run_manifest(a: argparse.Namespace) -> None:
 
 def run_train(a: argparse.Namespace) -> None:
     import hashlib
+    from dataclasses import replace
 
     from boltzkinema.train.launch import launch_command
     from boltzkinema.train.loop import TrainConfig, Trainer
@@ -338,6 +344,8 @@ def run_train(a: argparse.Namespace) -> None:
 
     text = Path(a.config).read_text()
     cfg = TrainConfig.from_dict(json.loads(text))
+    if a.devices is not None:
+        cfg = replace(cfg, devices=a.devices)
     command = launch_command(sys.argv[1:], cfg.devices, cfg.nodes, cfg.rendezvous_port, os.environ)
     if command is not None:
         log.info("starting the training processes: %s", shlex.join(command))

@@ -34,9 +34,11 @@ rule train:
     resources:
         **train_resources(),
     params:
+        # On one node a profile's set-resources (train:gpu=N) decides the device count.
+        devices=lambda wildcards, resources: resources.get("gpu", config["train"]["devices"]),
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         run_dir=lambda wildcards, output: str(Path(output.done).parent),
     shell:
-        "python -m boltzkinema train --manifest {input.manifest:q} "
+        "python -m boltzkinema train --devices {params.devices} --manifest {input.manifest:q} "
         "--results-root {params.results:q} --config {input.config:q} "
         "--run-dir {params.run_dir:q} --output {output.done:q} > {log:q} 2>&1"
