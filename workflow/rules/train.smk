@@ -35,7 +35,9 @@ rule train:
         **train_resources(),
     params:
         # On one node a profile's set-resources (train:gpu=N) decides the device count.
-        devices=lambda wildcards, resources: resources.get("gpu", config["train"]["devices"]),
+        devices=lambda wildcards, resources: resources.get(
+            "gpu", config["train"]["devices"]
+        ),
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         run_dir=lambda wildcards, output: str(Path(output.done).parent),
     shell:
