@@ -173,6 +173,7 @@ def test_several_nodes_need_a_slurm_job():
     with pytest.raises(ConfigError, match="SLURM job"):
         launch_command(["train"], 1, 2, 29500, {})
     assert launch_command(["train"], 1, 1, 29500, {}) is None
+    assert launch_command(["train"], 0, 1, 29500, {}) is None  # gpu=0: a CPU node
     assert launch_command(["train"], 4, 2, 29500, {"LOCAL_RANK": "0"}) is None
     assert "--standalone" in launch_command(["train"], 2, 1, 29500, {})
 

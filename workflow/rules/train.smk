@@ -34,7 +34,8 @@ rule train:
     resources:
         **train_resources(),
     params:
-        # On one node a profile's set-resources (train:gpu=N) decides the device count.
+        # On one node a profile's set-resources (train:gpu=N) decides the device count
+        # (gpu=0, a CPU node: one process).
         devices=lambda wildcards, resources: resources.get(
             "gpu", config["train"]["devices"]
         ),

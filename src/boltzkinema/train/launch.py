@@ -28,8 +28,9 @@ def launch_command(
     args: Sequence[str], devices: int, nodes: int, port: int, env: Mapping[str, str]
 ) -> list[str] | None:
     """The command that starts the training processes of ``python -m boltzkinema <args>``, or
-    None when this process is the one to train (one device, or already started by torchrun)."""
-    if "LOCAL_RANK" in env or (devices == 1 and nodes == 1):
+    None when this process is the one to train (one device, none as on a CPU node given
+    ``gpu=0``, or already started by torchrun)."""
+    if "LOCAL_RANK" in env or (devices <= 1 and nodes == 1):
         return None
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     train = ["-m", "boltzkinema", *args]
