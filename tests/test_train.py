@@ -116,6 +116,26 @@ def test_reference_pose_lays_each_windows_first_frame_on_the_reference(example_r
     assert direct > _kabsch_rmsd(first, stored) + 1.0  # a random pose is not the reference's
 
 
+def test_backbone_pose_of_a_crop_uses_the_whole_systems_central_residue(example_results):
+    """Training windows are posed on the residue sampling poses on (the whole system's central
+    one) whenever the crop keeps it: its CA at the origin, its C on +x."""
+    from boltzkinema.data.pose import Pose
+
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    cfg = SegmentConfig(n_frames=2, max_atoms=4096, max_tokens=4096, pose="backbone")
+    ds = TrajectoryDataset(manifest, example_results, cfg, split=None)
+    table = manifest.set_index("system_id")
+    for i in range(6):
+        it = ds.item(0, i)
+        with ShardReader(example_results / table.loc[it["system_id"]]["shard"]) as reader:
+            system = reader.load(it["system_id"], frames=[0])
+        ref = system.reference_coords.astype(np.float64)
+        n, ca, c = Pose.of("backbone", system.atom_names, system.token_index, ref).frame
+        first = it["coords"][0]
+        assert np.abs(first[ca]).max() < 1e-4, it["system_id"]
+        assert np.abs(first[c, 1:]).max() < 1e-4 and first[c, 0] > 1.0
+
+
 def test_an_unknown_pose_is_refused():
     with pytest.raises(ValueError, match="random"):
         SegmentConfig(pose="aligned")

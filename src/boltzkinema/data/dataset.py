@@ -164,6 +164,7 @@ class TrajectoryDataset:
         self._features: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self.cached_systems = cached_systems
         self._reference_is_frame0: dict[str, bool] = {}
+        self._frame_atoms: dict[str, np.ndarray] = {}
         self._topologies: OrderedDict[str, ProcessedSystem] = OrderedDict()
 
     def __len__(self) -> int:
@@ -192,6 +193,20 @@ class TrajectoryDataset:
                 self._topologies.popitem(last=False)
         self._topologies.move_to_end(sid)
         return self._topologies[sid]
+
+    def _pose(self, sid: str, system: ProcessedSystem, ref: np.ndarray, atoms: np.ndarray) -> Pose:
+        """The pose of a crop: the whole system's frame atoms (found once per system, as
+        sampling finds them) where the crop keeps them, else the crop's own."""
+        if sid not in self._frame_atoms:
+            whole = Pose.of(self.cfg.pose, system.atom_names, system.token_index, ref)
+            self._frame_atoms[sid] = whole.frame
+        frame = self._frame_atoms[sid]
+        inside = np.searchsorted(atoms, frame)
+        if len(frame) and np.isin(frame, atoms).all():
+            return Pose(self.cfg.pose, ref[atoms], inside)
+        return Pose.of(
+            self.cfg.pose, system.atom_names[atoms], system.token_index[atoms], ref[atoms]
+        )
 
     def _starts_after_frame0(self, reader: ShardReader, sid: str, ref: np.ndarray) -> bool:
         """Whether the system's reference is its frame 0 (then windows must not hold frame 0)."""
@@ -233,9 +248,7 @@ class TrajectoryDataset:
         atoms = crop_tokens(system.token_index, ref, self.cfg.max_tokens, self.cfg.max_atoms, rng)
         tokens, atom_to_token = np.unique(system.token_index[atoms], return_inverse=True)
         if self.cfg.pose != "random":
-            pose = Pose.of(
-                self.cfg.pose, system.atom_names[atoms], system.token_index[atoms], ref[atoms]
-            )
+            pose = self._pose(sid, system, ref, atoms)
             centre, rot = (a[0] for a in pose.of_frames(coords[:1, atoms]))
         else:
             centre, rot = coords[0, atoms].mean(axis=0), random_rotation(rng)
