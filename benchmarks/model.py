@@ -48,6 +48,37 @@ def naive_forward(self, x, dt, frame_mask):
     return x + self.out(out.permute(0, 3, 1, 2, 4).reshape(b, t, n, c))
 
 
+def time_training_step(
+    net: torch.nn.Module, batch: dict, x: torch.Tensor, sigma: torch.Tensor, repeats: int
+) -> dict[str, float]:
+    """Seconds per forward + backward + AdamW step (after one warm-up step) and peak memory
+    in MB (CUDA's allocator peak, or this process's peak RSS on the CPU)."""
+    cuda = x.device.type == "cuda"
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+    def step() -> None:
+        opt.zero_grad()
+        net(batch, x, sigma).square().mean().backward()
+        opt.step()
+
+    step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / repeats
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {"seconds": seconds, "peak_mb": peak}
+
+
 def one(impl: str, t: int, m: int, device: str, repeats: int) -> dict:
     torch.manual_seed(0)
     if impl == "naive":
@@ -68,29 +99,7 @@ def one(impl: str, t: int, m: int, device: str, repeats: int) -> dict:
     batch = {k: v.to(device) for k, v in batch.items()}
     x = torch.randn(1, t, m, 3, device=device)
     sigma = torch.full((1, t), 5.0, device=device)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad()
-        net(batch, x, sigma).square().mean().backward()
-        opt.step()
-
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - t0) / repeats
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
-    return {"impl": impl, "T": t, "M": m, "seconds": seconds, "peak_mb": peak}
+    return {"impl": impl, "T": t, "M": m, **time_training_step(net, batch, x, sigma, repeats)}
 
 
 def main() -> None:

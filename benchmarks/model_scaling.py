@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 
 import torch
+from model import time_training_step  # benchmarks/model.py (this script's folder)
 
 from boltzkinema.data.features import ATOM_FEATURES
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
@@ -85,28 +84,7 @@ def one(arch: str, t: int, m: int, device: str, repeats: int) -> dict:
     batch = {k: v.to(device) for k, v in _batch(arch, t, m).items()}
     x = torch.randn(1, t, m, 3, device=device)
     sigma = torch.full((1, t), 5.0, device=device)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-
-    def step() -> None:
-        opt.zero_grad()
-        net(batch, x, sigma).square().mean().backward()
-        opt.step()
-
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
-    return {"seconds": (time.perf_counter() - start) / repeats, "peak_mb": peak}
+    return time_training_step(net, batch, x, sigma, repeats)
 
 
 def main() -> None:
