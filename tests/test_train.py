@@ -118,7 +118,7 @@ def test_reference_pose_lays_each_windows_first_frame_on_the_reference(example_r
 
 def test_backbone_pose_of_a_crop_uses_the_whole_systems_central_residue(example_results):
     """Training windows are posed on the residue sampling poses on (the whole system's central
-    one) whenever the crop keeps it: its CA at the origin, its C on +x."""
+    one) whenever the crop keeps it: its CA at the origin, its C on +x, its N in the xy plane."""
     from boltzkinema.data.pose import Pose
 
     manifest = pd.read_parquet(example_results / "manifest.parquet")
@@ -134,6 +134,7 @@ def test_backbone_pose_of_a_crop_uses_the_whole_systems_central_residue(example_
         first = it["coords"][0]
         assert np.abs(first[ca]).max() < 1e-4, it["system_id"]
         assert np.abs(first[c, 1:]).max() < 1e-4 and first[c, 0] > 1.0
+        assert abs(first[n, 2]) < 1e-4 and first[n, 1] > 0  # N in the xy plane
 
 
 def test_an_unknown_pose_is_refused():
