@@ -66,9 +66,6 @@ def test_bad_unit_policy_is_refused(default_config):
     [
         "gpu.yaml",
         "boltz2.yaml",
-        "phases/warmup_proteins.yaml",
-        "phases/equilibrium.yaml",
-        "phases/unbinding.yaml",
     ],
 )
 def test_presets_validate_on_top_of_the_default(default_config, preset):

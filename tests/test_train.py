@@ -236,6 +236,29 @@ def test_resumed_run_ends_with_the_same_weights(example_results, tmp_path):
     )
 
 
+def test_a_run_whose_start_changed_sets_its_checkpoints_aside_and_trains_again(
+    example_results, tmp_path
+):
+    """A later phase whose earlier phase was retrained must not continue from weights that
+    started elsewhere: its old checkpoints and log move to superseded/01 and it trains anew."""
+    trainer(example_results, tmp_path / "p1", steps=2).run()
+    start = str(tmp_path / "p1" / "checkpoints" / "step_00000002" / "model.safetensors")
+    trainer(example_results, tmp_path / "p2", steps=2, init_from=start).run()
+    assert trainer(example_results, tmp_path / "p2", steps=2, init_from=start).step == 2
+    trainer(example_results, tmp_path / "p1", steps=4).run()
+    newer = start.replace("00000002", "00000004")
+    again = trainer(example_results, tmp_path / "p2", steps=2, init_from=newer)
+    assert again.step == 0
+    aside = tmp_path / "p2" / "superseded" / "01"
+    assert (aside / "checkpoints" / "step_00000002" / "model.safetensors").exists()
+    assert (aside / "train_log.parquet").exists()
+    again.run()
+    state = json.loads(
+        (tmp_path / "p2" / "checkpoints" / "step_00000002" / "state.json").read_text()
+    )
+    assert state["base"]["path"] == str(Path(newer).resolve())
+
+
 def test_worker_processes_give_the_same_run(example_results, tmp_path):
     """Batches are keyed by step: made by two DataLoader workers they are the same batches."""
     inline = trainer(example_results, tmp_path / "a", steps=3, val_every=0)

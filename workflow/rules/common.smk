@@ -1,17 +1,62 @@
 # Shared helpers: paths, per-dataset options and the shard lists read from the dataset indices.
+import copy
 import json
+import re
 import shlex
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
 
 RESULTS = config["results"]
 PRE = config["preprocess"]
 MANIFEST = f"{RESULTS}/manifest.parquet"
 EMBEDDINGS = f"{RESULTS}/trunk/embeddings"
 RUNS = f"{RESULTS}/runs"
-RUN = config["train"]["run"]
 TRUNK = config["trunk"]
-INIT_FROM = config["train"].get("init_from")
 GLOB_CHARS = set("*?[")
+
+
+def plan_phases():
+    """Each training run's train settings, in training order: the phases (config ``phases``),
+    each the train section with its overrides on top, validated, and starting from the
+    previous phase's checkpoint.json unless it names its own ``init_from``; without phases,
+    the one run ``train.run``."""
+    if not config["phases"]:
+        return {config["train"]["run"]: config["train"]}
+    plan, previous = {}, None
+    for phase in config["phases"]:
+        name = phase["run"]
+        if name in plan:
+            raise ValueError(
+                f"phases: the run name {name!r} is used twice; give each phase its own"
+            )
+        train = copy.deepcopy(config["train"])
+        if previous is not None:
+            train["init_from"] = f"{RUNS}/{previous}/checkpoint.json"
+        update_config(train, copy.deepcopy(phase["train"]))
+        train["run"] = name
+        try:
+            validate(
+                {**config, "phases": [], "train": train},
+                "../schemas/config.schema.yaml",
+            )
+        except WorkflowError as exc:
+            raise WorkflowError(
+                f"phases: the train overrides of phase {name!r} give an invalid train section; "
+                "fix that phase's train settings",
+                exc,
+            ) from exc
+        plan[name], previous = train, name
+    return plan
+
+
+PHASES = plan_phases()
+# The run that sample, evaluate and the report use: the last phase. The earlier phases train
+# under rule train_phase, the last (or any run, without phases) under rule train.
+RUN = list(PHASES)[-1]
+FINAL_RUN = re.escape(RUN) if config["phases"] else "[A-Za-z0-9_.-]+"
+EARLIER_RUNS = "|".join(map(re.escape, list(PHASES)[:-1])) or "(?!)"
 
 
 wildcard_constraints:
@@ -92,6 +137,31 @@ def train_resources():
         "mpi": "srun",
         "gres": f"gpu:{devices}",
     }
+
+
+def train_settings(run):
+    """The train settings of a run: its phase's, or the train section for any other run."""
+    return PHASES.get(run, config["train"])
+
+
+def stage_settings(wildcards):
+    """What stage_config writes for a run's stage."""
+    if wildcards.stage == "train":
+        return train_settings(wildcards.run)
+    return config[wildcards.stage]
+
+
+def start_files(wildcards):
+    """The file a run starts from, when the DAG makes or watches it: a weights file (e.g.
+    boltz2_conf.ckpt), or the checkpoint.json of the phase before. Any other run's
+    checkpoint.json is not an input, so that this config never retrains that run."""
+    init = train_settings(wildcards.run).get("init_from")
+    if not init:
+        return []
+    phase_starts = {
+        f"{RUNS}/{run}/checkpoint.json" for run in PHASES if run != wildcards.run
+    }
+    return [init] if not init.endswith(".json") or init in phase_starts else []
 
 
 def explicit_checkpoint_arg(wildcards):

@@ -1,6 +1,8 @@
 # Stage 4: train the diffusion model. A rerun resumes from the run's latest checkpoint (and
 # continues when `steps` grew); checkpoints and train_log.parquet are never deleted by a rerun.
-# Delete results/runs/{run}/ (or pick a new run name) to train from scratch.
+# Delete results/runs/{run}/ (or pick a new run name) to train from scratch. A run whose start
+# (init_from) changed, as a phase does when the phase before retrained, sets its old checkpoints
+# aside in superseded/ and trains again.
 
 
 rule stage_config:
@@ -11,7 +13,7 @@ rule stage_config:
     benchmark:
         f"{RESULTS}/benchmarks/stage_config/{{run}}.{{stage}}.tsv"
     params:
-        settings=lambda wildcards: config[wildcards.stage],
+        settings=stage_settings,
     run:
         write_json(params.settings, output[0])
 
@@ -20,15 +22,15 @@ rule train:
     input:
         manifest=MANIFEST,
         config=f"{RUNS}/{{run}}/train_config.json",
-        # A weights file to start from (e.g. boltz2_conf.ckpt); another run's checkpoint.json
-        # is not an input, so that this config never retrains that run.
-        init=[INIT_FROM] if INIT_FROM and not INIT_FROM.endswith(".json") else [],
+        init=start_files,
     output:
         done=f"{RUNS}/{{run}}/train_done.json",
     log:
         f"{RESULTS}/logs/train/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    wildcard_constraints:
+        run=FINAL_RUN,
     conda:
         "../../envs/core.yaml"
     resources:
@@ -45,3 +47,10 @@ rule train:
         "python -m boltzkinema train --devices {params.devices} --manifest {input.manifest:q} "
         "--results-root {params.results:q} --config {input.config:q} "
         "--run-dir {params.run_dir:q} --output {output.done:q} > {log:q} 2>&1"
+
+
+# The phases before the last train under their own rule name: `--until train` stops at the jobs
+# of the rule it names, so that it reaches the last phase only through these.
+use rule train as train_phase with:
+    wildcard_constraints:
+        run=EARLIER_RUNS,

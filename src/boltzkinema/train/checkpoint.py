@@ -267,6 +267,23 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def same_start(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two base records name the same starting weights (by content, not path)."""
+    return (a or {}).get("sha256") == (b or {}).get("sha256")
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move a run's checkpoints and training log into ``superseded/NN/`` (never deleted), so
+    that the run can start afresh; return that folder."""
+    root = run_dir / "superseded"
+    folder = root / f"{len(list(root.glob('[0-9]*'))) + 1:02d}" if root.exists() else root / "01"
+    folder.mkdir(parents=True)
+    for name in ("checkpoints", "train_log.parquet"):
+        if (run_dir / name).exists():
+            (run_dir / name).rename(folder / name)
+    return folder
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

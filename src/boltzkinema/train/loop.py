@@ -243,6 +243,9 @@ class Trainer:
             return
         step, folder = found[-1]
         state = json.loads((folder / "state.json").read_text())
+        if not ckpt.same_start(state.get("base"), self.base):
+            self._start_afresh(folder)
+            return
         if state.get("architecture", "native") != self.architecture:
             raise ckpt.CheckpointError(
                 f"{folder} holds a {state.get('architecture', 'native')} network but "
@@ -278,6 +281,24 @@ class Trainer:
             rows = pd.read_parquet(log_path)
             self.rows = rows[rows["step"] < step].to_dict("records")
         log.info("resumed from %s at step %d", folder, step)
+
+    def _start_afresh(self, folder: Path) -> None:
+        """The run's checkpoints started from other weights than ``init_from`` names now (the
+        phase before was retrained): continuing them would ignore the new start, so they are
+        set aside and the run trains again from the new one."""
+        if self.world > 1:
+            torch.distributed.barrier()  # every rank has read the old state before it moves
+        if self.rank == 0:
+            moved = ckpt.set_aside(self.run_dir)
+            log.warning(
+                "%s started from other weights than train.init_from %s names now; its "
+                "checkpoints and training log are set aside in %s and the run starts afresh",
+                folder,
+                self.cfg.init_from,
+                moved,
+            )
+        if self.world > 1:
+            torch.distributed.barrier()
 
     def _resume_average(self, folder: Path) -> None:
         """Continue the weight average saved with ``folder``, or start it from the resumed
