@@ -3,7 +3,7 @@
 
 rule resolve_checkpoint:
     input:
-        f"{RUNS}/{{run}}/train_done.json",
+        rules.train.output.done,
     output:
         f"{RUNS}/{{run}}/checkpoint.json",
     log:

@@ -179,7 +179,9 @@ def sample_files(wildcards):
 
 
 def results_root(path, depth):
-    """The results folder, ``depth`` levels above an output file."""
+    """The results folder, ``depth`` levels above one of a job's files: Snakemake's linter
+    wants a path prefix inferred from the job's files (under remote storage they move), not
+    the RESULTS constant."""
     return str(Path(path).parents[depth - 1])
 
 

@@ -4,9 +4,11 @@
 rule evaluate:
     input:
         samples=sample_files,
-        manifest=MANIFEST,
-        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
-        config=f"{RUNS}/{{run}}/evaluate_config.json",
+        manifest=rules.build_manifest.output[0],
+        checkpoint=rules.resolve_checkpoint.output[0],
+        config=expand(
+            rules.stage_config.output[0], stage="evaluate", allow_missing=True
+        ),
     output:
         summary=report(
             f"{RUNS}/{{run}}/eval/summary.parquet",

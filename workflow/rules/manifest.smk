@@ -5,10 +5,10 @@ rule build_manifest:
     input:
         # Every index up front, so that all datasets are indexed in parallel.
         indices=expand(
-            f"{RESULTS}/index/{{dataset}}.json", dataset=sorted(config["datasets"])
+            rules.index_dataset.output[0], dataset=sorted(config["datasets"])
         ),
-        reports=per_shard(f"{RESULTS}/processed/{{dataset}}/{{shard}}.report.json"),
-        trunk=per_shard(f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json"),
+        reports=per_shard(rules.preprocess.output.report),
+        trunk=per_shard(rules.trunk_cache.output[0]),
     output:
         MANIFEST,
     log:

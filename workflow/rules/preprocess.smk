@@ -21,7 +21,7 @@ checkpoint index_dataset:
 
 rule preprocess:
     input:
-        index=f"{RESULTS}/index/{{dataset}}.json",
+        index=rules.index_dataset.output[0],
     output:
         shard=f"{RESULTS}/processed/{{dataset}}/{{shard}}.h5",
         report=f"{RESULTS}/processed/{{dataset}}/{{shard}}.report.json",

@@ -3,15 +3,16 @@
 
 rule report:
     input:
-        summary=f"{RUNS}/{{run}}/eval/summary.parquet",
-        figures=f"{RUNS}/{{run}}/eval/figures",
-        trained=f"{RUNS}/{{run}}/train_done.json",
-        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
-        manifest=MANIFEST,
-        configs=[
-            f"{RUNS}/{{run}}/{stage}_config.json"
-            for stage in ("train", "sample", "evaluate")
-        ],
+        summary=rules.evaluate.output.summary,
+        figures=rules.evaluate.output.figures,
+        trained=rules.train.output.done,
+        checkpoint=rules.resolve_checkpoint.output[0],
+        manifest=rules.build_manifest.output[0],
+        configs=expand(
+            rules.stage_config.output[0],
+            stage=("train", "sample", "evaluate"),
+            allow_missing=True,
+        ),
     output:
         report(
             f"{RUNS}/{{run}}/report.html",

@@ -3,9 +3,9 @@
 
 rule sample:
     input:
-        checkpoint=f"{RUNS}/{{run}}/checkpoint.json",
-        manifest=MANIFEST,
-        config=f"{RUNS}/{{run}}/sample_config.json",
+        checkpoint=rules.resolve_checkpoint.output[0],
+        manifest=rules.build_manifest.output[0],
+        config=expand(rules.stage_config.output[0], stage="sample", allow_missing=True),
     output:
         npz=f"{RUNS}/{{run}}/samples/{{system}}/{{mode}}.npz",
         pdb=report(

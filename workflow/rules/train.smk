@@ -20,8 +20,8 @@ rule stage_config:
 
 rule train:
     input:
-        manifest=MANIFEST,
-        config=f"{RUNS}/{{run}}/train_config.json",
+        manifest=rules.build_manifest.output[0],
+        config=expand(rules.stage_config.output[0], stage="train", allow_missing=True),
         init=start_files,
     output:
         done=f"{RUNS}/{{run}}/train_done.json",

@@ -5,7 +5,7 @@ rule trunk_cache:
     # The rule runs in the core environment; backend boltz2 starts its own worker in the Boltz
     # environment (trunk.python), so no conda directive for boltz is needed here.
     input:
-        shard=f"{RESULTS}/processed/{{dataset}}/{{shard}}.h5",
+        shard=rules.preprocess.output.shard,
         checkpoint=[TRUNK["checkpoint"]] if TRUNK["backend"] == "boltz2" else [],
     output:
         f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json",
