@@ -428,8 +428,7 @@ def _trunk_tensors_disagree(tmp: Path, results: Path) -> Seen:
 
 def _checkpoint_json(tmp: Path, run: Path) -> Path:
     path = tmp / "checkpoint.json"
-    info = ckpt.resolve_checkpoint(run, "latest")
-    path.write_text(json.dumps(info, default=str))
+    ckpt.resolve_checkpoint(run, "latest").write(path)
     return path
 
 

@@ -31,7 +31,7 @@ from boltzkinema.model.boltz2_weights import (
 )
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.sample.run import SampleConfig, run_sampling
-from boltzkinema.train.checkpoint import resolve_checkpoint, write_resolved
+from boltzkinema.train.checkpoint import resolve_checkpoint
 from boltzkinema.train.loop import TrainConfig, Trainer
 from boltzkinema.trunk.boltz2_atoms import diffusion_features, match_atoms
 from boltzkinema.trunk.boltz2_features import build_features
@@ -223,7 +223,7 @@ def test_adapter_checkpoint_samples_on_its_base_and_refuses_a_changed_base(resul
     trainer(results, run, init_from=str(base), lora_rank=2, steps=2).run()
     saved = load_file(run / "checkpoints" / "step_00000002" / "model.safetensors")
     assert saved and all("lora_" in k or is_added_parameter(k) for k in saved)
-    write_resolved(resolve_checkpoint(run, "latest"), run / "checkpoint.json")
+    resolve_checkpoint(run, "latest").write(run / "checkpoint.json")
     cfg = SampleConfig(n_samples=2, n_frames=2, window=3, sampler={"n_steps": 3})
     manifest = results / "manifest.parquet"
     paths = run_sampling(
@@ -306,7 +306,7 @@ def test_the_boltz2_layout_trains_from_scratch_at_the_configured_size(results, t
     tr.run()
     assert np.isfinite(pd.read_parquet(run / "train_log.parquet")["loss"]).all()
     # No base to give frozen weights back (Boltz-2's Fourier features): the checkpoint has all.
-    write_resolved(resolve_checkpoint(run, "latest"), run / "checkpoint.json")
+    resolve_checkpoint(run, "latest").write(run / "checkpoint.json")
     cfg = SampleConfig(n_samples=1, n_frames=1, window=2, sampler={"n_steps": 2})
     manifest = results / "manifest.parquet"
     run_sampling(run / "checkpoint.json", manifest, results, SYSTEM, "forecast", cfg, tmp_path)
@@ -316,7 +316,7 @@ def test_a_later_phase_starts_where_an_earlier_boltz2_run_ended(results, tmp_pat
     first, second = tmp_path / "phase1", tmp_path / "phase2"
     phase1 = trainer(results, first, steps=2)
     phase1.run()
-    write_resolved(resolve_checkpoint(first, "latest"), first / "checkpoint.json")
+    resolve_checkpoint(first, "latest").write(first / "checkpoint.json")
     phase2 = trainer(results, second, init_from=str(first / "checkpoint.json"), steps=2)
     assert phase2.model.cfg == phase1.model.cfg  # sized by phase 1, not by defaults
     for (name, p), (_, q) in zip(
@@ -327,7 +327,7 @@ def test_a_later_phase_starts_where_an_earlier_boltz2_run_ended(results, tmp_pat
     state = json.loads((second / "checkpoints" / "step_00000002" / "state.json").read_text())
     assert state["base"]["path"].endswith("phase1/checkpoints/step_00000002/model.safetensors")
     assert state["base"]["base"]["format"] == "boltz2"
-    write_resolved(resolve_checkpoint(second, "latest"), second / "checkpoint.json")
+    resolve_checkpoint(second, "latest").write(second / "checkpoint.json")
     cfg = SampleConfig(n_samples=1, n_frames=1, window=2, sampler={"n_steps": 2})
     manifest = results / "manifest.parquet"
     run_sampling(second / "checkpoint.json", manifest, results, SYSTEM, "forecast", cfg, tmp_path)

@@ -54,9 +54,9 @@ def test_checkpoint_keeps_the_average_and_sampling_resolves_to_it(example_result
     for name, value in tr.ema.shadow.items():
         assert torch.equal(averaged[name], value)
     info = ckpt.resolve_checkpoint(run, "latest")
-    assert info["weights"].endswith("ema.safetensors") and info["averaged"]
+    assert info.weights.endswith("ema.safetensors") and info.averaged
     explicit = ckpt.resolve_checkpoint(run, "explicit", str(folder / "model.safetensors"))
-    assert explicit["weights"].endswith("model.safetensors") and not explicit["averaged"]
+    assert explicit.weights.endswith("model.safetensors") and not explicit.averaged
 
 
 def test_validation_scores_the_averaged_weights_and_restores_the_raw_ones(
@@ -79,7 +79,7 @@ def test_a_run_without_averaging_resolves_to_its_raw_weights(example_results, tm
     run = tmp_path / "run"
     trainer(example_results, run, steps=2, val_every=0).run()
     info = ckpt.resolve_checkpoint(run, "latest")
-    assert info["weights"].endswith("model.safetensors") and not info["averaged"]
+    assert info.weights.endswith("model.safetensors") and not info.averaged
 
 
 def test_resumed_run_ends_with_the_same_average(example_results, tmp_path):

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from boltzkinema.sample.run import SampleConfig, run_sampling
 from boltzkinema.track import log_rows, read_table
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.loop import TrainConfig, Trainer
+from boltzkinema.train.resolved import ResolvedCheckpoint
 from conftest import EXAMPLE
 
 ATLAS = EXAMPLE / "atlas" / "villin_hp35"
@@ -106,7 +108,7 @@ def checkpoint(example_results, tmp_path_factory):
     Trainer(cfg, example_results / "manifest.parquet", example_results, run).run()
     info = ckpt.resolve_checkpoint(run, "latest")
     path = run / "checkpoint.json"
-    ckpt.write_resolved(info, path)
+    info.write(path)
     return path
 
 
@@ -311,7 +313,14 @@ def test_a_rerun_evaluation_records_each_row_once(tmp_path):
             "rmsf_pearson": [0.5, 0.1, 0.7],
         }
     )
-    ckpt = {"path": "runs/r/checkpoints/step_4", "step": 4, "sha256": "ab" * 32}
+    ckpt = ResolvedCheckpoint(
+        path="runs/r/checkpoints/step_4",
+        weights="runs/r/checkpoints/step_4/model.safetensors",
+        averaged=False,
+        step=4,
+        policy="latest",
+        sha256="ab" * 32,
+    )
     db = tmp_path / "lancedb"
     record(db, "r", ckpt, per_system)  # a job killed after recording
     record(db, "r", ckpt, per_system.assign(rmsf_pearson=[0.6, 0.1, 0.7]))  # and its rerun
@@ -320,7 +329,7 @@ def test_a_rerun_evaluation_records_each_row_once(tmp_path):
     table = read_table(db, "eval")
     assert len(table) == 3
     assert sorted(table["rmsf_pearson"]) == [0.1, 0.6, 0.7]
-    record(db, "r", {**ckpt, "sha256": "cd" * 32}, per_system)  # a new checkpoint adds rows
+    record(db, "r", replace(ckpt, sha256="cd" * 32), per_system)  # a new checkpoint adds rows
     assert len(read_table(db, "eval")) == 6
 
 

@@ -54,7 +54,7 @@ def test_checkpoint_log_and_samples(example_results, tmp_path, capsys):
     run = tmp_path / "run"
     tr = trainer(example_results, run, steps=2, ema_decay=0.9, val_every=0)
     tr.run()
-    ckpt.write_resolved(ckpt.resolve_checkpoint(run, "latest"), run / "checkpoint.json")
+    ckpt.resolve_checkpoint(run, "latest").write(run / "checkpoint.json")
     npz = tmp_path / "forecast.npz"
     given = np.array([True, False, False])
     np.savez(npz, coords=np.zeros((2, 3, 5, 3)), times_ns=np.array([0, 0.1, 0.2]), given=given)

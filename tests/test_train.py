@@ -348,16 +348,16 @@ def test_checkpoints_record_coverage_and_the_old_layout_is_named(example_results
     run = tmp_path / "run"
     trainer(example_results, run, steps=2, save="all").run()
     info = ckpt.resolve_checkpoint(run, "latest")
-    state = json.loads((Path(info["path"]) / "state.json").read_text())
+    state = json.loads((Path(info.path) / "state.json").read_text())
     assert state["coverage"]["n_frames"] == 3 and state["coverage"]["max_history"] == 2
     assert state["coverage"]["dt_ns"] == [0.001, 0.001]  # the training systems' own spacing
     assert state["coverage"]["pose"] == "random"
-    ckpt.write_resolved(info, run / "checkpoint.json")
+    info.write(run / "checkpoint.json")
     load_model(run / "checkpoint.json")
-    weights = load_file(info["weights"])
+    weights = load_file(info.weights)
     save_file(
         {k: v for k, v in weights.items() if not k.startswith("frame_conditioning.")},
-        info["weights"],
+        info.weights,
     )
     with pytest.raises(loop.BoltzKinemaError, match="older layout"):
         load_model(run / "checkpoint.json")
@@ -367,13 +367,13 @@ def test_resolve_by_policy_and_refuse_placeholders(example_results, tmp_path):
     run = tmp_path / "run"
     trainer(example_results, run, steps=4).run()
     latest = ckpt.resolve_checkpoint(run, "latest")
-    assert latest["step"] == 4 and len(latest["sha256"]) == 64
+    assert latest.step == 4 and len(latest.sha256) == 64
     best = ckpt.resolve_checkpoint(run, "best")
     vals = {
         s: json.loads((p / "state.json").read_text())["val_loss"]
         for s, p in ckpt.list_checkpoints(run)
     }
-    assert best["step"] == min(vals, key=vals.get)
+    assert best.step == min(vals, key=vals.get)
     with pytest.raises(ckpt.CheckpointError, match="step_00000002"):
         ckpt.resolve_checkpoint(run, "explicit", str(run / "checkpoints" / "step_XXXXX"))
     with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):

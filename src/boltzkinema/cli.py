@@ -363,11 +363,11 @@ def run_train(a: argparse.Namespace) -> None:
 
 
 def run_resolve(a: argparse.Namespace) -> None:
-    from boltzkinema.train.checkpoint import resolve_checkpoint, write_resolved
+    from boltzkinema.train.checkpoint import resolve_checkpoint
 
     info = resolve_checkpoint(a.run_dir, a.policy, a.path)
-    write_resolved(info, a.output)
-    log.info("%s: step %s (%s) sha256 %s", a.output, info["step"], a.policy, info["sha256"][:12])
+    info.write(a.output)
+    log.info("%s: step %s (%s) sha256 %s", a.output, info.step, a.policy, info.sha256[:12])
 
 
 def run_sample(a: argparse.Namespace) -> None:
@@ -395,11 +395,11 @@ def run_evaluate(a: argparse.Namespace) -> None:
         )
     from boltzkinema.evaluate.run import (
         EvaluateConfig,
-        checkpoint_info,
         evaluate_samples,
         record,
         write_tables,
     )
+    from boltzkinema.train.resolved import ResolvedCheckpoint
 
     cfg = EvaluateConfig.from_dict(json.loads(Path(a.config).read_text()) if a.config else {})
     per_system = evaluate_samples(a.samples, a.manifest, a.results_root, cfg, a.output_dir)
@@ -407,7 +407,8 @@ def run_evaluate(a: argparse.Namespace) -> None:
     if Path(a.output) != paths["summary"]:
         raise BoltzKinemaError(f"--output must be {paths['summary']}")
     if cfg.lancedb and a.checkpoint:
-        record(Path(a.results_root) / "lancedb", a.run, checkpoint_info(a.checkpoint), per_system)
+        checkpoint = ResolvedCheckpoint.read(a.checkpoint)
+        record(Path(a.results_root) / "lancedb", a.run, checkpoint, per_system)
 
 
 def run_report(a: argparse.Namespace) -> None:

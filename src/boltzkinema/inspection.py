@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.train.resolved import ResolvedCheckpoint
 
 
 def _unit(attrs: dict[str, Any]) -> str:
@@ -124,11 +125,11 @@ def checkpoint(folder: Path) -> list[str]:
 
 
 def resolved(path: Path) -> list[str]:
-    info = json.loads(path.read_text())
+    info = ResolvedCheckpoint.read(path)
     return [
-        f"resolved checkpoint {path}: policy {info['policy']}, step {info['step']}",
-        f"  weights {info['weights']} (sha256 {info['sha256'][:12]})",
-        *checkpoint(Path(info["path"]))[1:],
+        f"resolved checkpoint {path}: policy {info.policy}, step {info.step}",
+        f"  weights {info.weights} (sha256 {info.sha256[:12]})",
+        *checkpoint(Path(info.path))[1:],
     ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from boltzkinema.evaluate.figures import training_curves
+from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.util import atomic_write_text
 
 KEY_METRICS = [
@@ -125,14 +126,14 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
 def _provenance(prov: Provenance) -> list[str]:
     parts = ["<h2 id='provenance'>Provenance</h2>"]
     if prov.checkpoint is not None:
-        info = json.loads(prov.checkpoint.read_text())
+        info = ResolvedCheckpoint.read(prov.checkpoint)
         parts.append(
             _rows(
                 [
-                    ("checkpoint", str(info["weights"])),
-                    ("policy / step", f"{info['policy']} / {info['step']}"),
-                    ("sha256", str(info["sha256"])),
-                    ("weight average", str(info.get("averaged", False))),
+                    ("checkpoint", info.weights),
+                    ("policy / step", f"{info.policy} / {info.step}"),
+                    ("sha256", info.sha256),
+                    ("weight average", str(info.averaged)),
                 ]
             )
         )

@@ -9,7 +9,6 @@ reference frames of the same time span at the same spacing, starting at the file
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from boltzkinema.evaluate.evaluate import (
 )
 from boltzkinema.evaluate.figures import system_figures
 from boltzkinema.progress import track
+from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.util import atomic_output, from_settings
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def write_tables(per_system: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def record(db: Path, run: str, checkpoint: dict[str, Any], per_system: pd.DataFrame) -> None:
+def record(db: Path, run: str, checkpoint: ResolvedCheckpoint, per_system: pd.DataFrame) -> None:
     """Runs, systems and eval rows in LanceDB."""
     from boltzkinema.track import log_rows
 
@@ -276,9 +276,9 @@ def record(db: Path, run: str, checkpoint: dict[str, Any], per_system: pd.DataFr
         [
             {
                 "run": run,
-                "checkpoint": checkpoint["path"],
-                "step": int(checkpoint["step"]),
-                "sha256": checkpoint["sha256"],
+                "checkpoint": checkpoint.path,
+                "step": checkpoint.step,
+                "sha256": checkpoint.sha256,
                 "n_systems": int(per_system["system_id"].nunique()),
             }
         ],
@@ -295,14 +295,10 @@ def record(db: Path, run: str, checkpoint: dict[str, Any], per_system: pd.DataFr
         ],
         key=["run", "system_id"],
     )
-    rows = per_system.assign(run=run, sha256=checkpoint["sha256"]).to_dict("records")
+    rows = per_system.assign(run=run, sha256=checkpoint.sha256).to_dict("records")
     log_rows(
         db,
         "eval",
         [{k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()} for r in rows],
         key=["run", "sha256", "system_id", "mode", "method"],
     )
-
-
-def checkpoint_info(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

@@ -10,13 +10,13 @@ structural ones (everything but the frame spacing).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.train.resolved import ResolvedCheckpoint
 
 log = logging.getLogger(__name__)
 REL_TOL = 1e-6
@@ -104,9 +104,7 @@ def problems(trained: dict[str, Any], need: Needs) -> tuple[list[str], list[str]
 
 def trained_coverage(checkpoint_json: str | Path) -> dict[str, Any] | None:
     """The ``coverage`` a resolved checkpoint's training recorded (None for older runs)."""
-    info = json.loads(Path(checkpoint_json).read_text())
-    state = json.loads((Path(info["path"]) / "state.json").read_text())
-    return state.get("coverage")
+    return ResolvedCheckpoint.read(checkpoint_json).state().get("coverage")
 
 
 def check(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.checkpoint import load_base, load_weights
 from boltzkinema.train.params import add_lora, names_after_lora
+from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.trunk.cache import check_widths
 from boltzkinema.util import atomic_output, from_settings
 
@@ -58,9 +58,8 @@ class SampleConfig:
 
 def load_model(checkpoint_json: str | Path) -> nn.Module:
     """The network of a resolved checkpoint, with every parameter loaded (or a clear error)."""
-    info = json.loads(Path(checkpoint_json).read_text())
-    folder = Path(info["path"])
-    state = json.loads((folder / "state.json").read_text())
+    info = ResolvedCheckpoint.read(checkpoint_json)
+    state = info.state()
     model = build_network(state.get("architecture", "native"), state["model_config"])
     from_base: set[str] = set()
     if state.get("trainable_only") and state.get("base"):
@@ -68,11 +67,11 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
     if state.get("lora_rank"):
         add_lora(model, state["lora_rank"])
         from_base = names_after_lora(model, from_base)
-    report = load_weights(model, info["weights"])
+    report = load_weights(model, info.weights)
     missing = sorted(set(report["missing"]) - from_base)
     if missing:
         raise BoltzKinemaError(
-            f"{info['weights']} lacks {len(missing)} parameters (e.g. {missing[:3]}): the run "
+            f"{info.weights} lacks {len(missing)} parameters (e.g. {missing[:3]}): the run "
             "saved trainable parameters only; set train.save: all, or sample from a checkpoint "
             f"with every weight{old_layout_hint(missing)}"
         )

@@ -21,7 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from boltzkinema.errors import CheckpointError
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
-from boltzkinema.util import atomic_output, atomic_write_text
+from boltzkinema.train.resolved import ResolvedCheckpoint
+from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -294,7 +295,7 @@ def sha256(path: Path) -> str:
 
 def resolve_checkpoint(
     run_dir: str | Path, policy: str, explicit: str | None = None
-) -> dict[str, Any]:
+) -> ResolvedCheckpoint:
     """The checkpoint a policy picks: ``latest``, ``best`` (lowest validation loss) or
     ``explicit``; anything missing or a placeholder is an error listing what exists."""
     run_dir = Path(run_dir)
@@ -334,14 +335,14 @@ def resolve_checkpoint(
         weights = sampling_weights(folder)
     if not weights.exists():
         raise CheckpointError(f"{weights} does not exist; checkpoints of {run_dir}: {existing}")
-    return {
-        "path": str(folder),
-        "weights": str(weights),
-        "averaged": weights.name == f"{EMA_NAME}.safetensors",
-        "step": step,
-        "policy": policy,
-        "sha256": sha256(weights),
-    }
+    return ResolvedCheckpoint(
+        path=str(folder),
+        weights=str(weights),
+        averaged=weights.name == f"{EMA_NAME}.safetensors",
+        step=step,
+        policy=policy,
+        sha256=sha256(weights),
+    )
 
 
 def sampling_weights(folder: Path) -> Path:
@@ -349,7 +350,3 @@ def sampling_weights(folder: Path) -> Path:
     kept one (``train.ema_decay``), else the raw weights."""
     averaged = folder / f"{EMA_NAME}.safetensors"
     return averaged if averaged.exists() else folder / "model.safetensors"
-
-
-def write_resolved(info: dict[str, Any], output: str | Path) -> None:
-    atomic_write_text(output, json.dumps(info, indent=1) + "\n")

@@ -20,6 +20,7 @@ from boltzkinema.errors import CheckpointError, ConfigError
 from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
 from boltzkinema.train.checkpoint import base_record, load_base, load_weights
+from boltzkinema.train.resolved import ResolvedCheckpoint
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def resolve_start(init_from: str | None, architecture: str) -> Start:
             "resolve_checkpoint first, or put the Boltz-2 checkpoint (boltz2_conf.ckpt) there"
         )
     if source.suffix == ".json":
-        source = Path(json.loads(source.read_text())["weights"])
+        source = Path(ResolvedCheckpoint.read(source).weights)
     if architecture == "boltz2" and source.suffix == ".ckpt":
         return Start(source, boltz2=read_checkpoint(source))
     if not (source.parent / "state.json").exists():
