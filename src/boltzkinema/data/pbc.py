@@ -74,8 +74,10 @@ def infer_box(
     """
     samples: list[list[float]] = [[], [], []]
     if len(bonds):
-        v = xyz[:, bonds[:, 1]] - xyz[:, bonds[:, 0]]  # (F, B, 3)
-        intact = np.abs(v).max(axis=-1) < BROKEN_BOND_COMPONENT
+        # np.take along the atom axis: the same gather as xyz[:, idx], about 4x faster.
+        v = np.take(xyz, bonds[:, 1], axis=1) - np.take(xyz, bonds[:, 0], axis=1)  # (F, B, 3)
+        a = np.abs(v)  # the largest component, without NumPy's slow reduction over 3 values:
+        intact = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) < BROKEN_BOND_COMPONENT
         if not intact.all():  # the common case, a whole molecule in every frame, costs no more
             ref = v[_nearest_intact(intact), np.arange(len(bonds))[None, :]]
             for axis in range(3):
@@ -119,14 +121,15 @@ def unwrap(
     out = np.array(xyz, dtype=np.float64, copy=True)
     per_frame = box[:, None]  # (F, 1, 3) lengths or (F, 1, 3, 3) cell vectors
     for children, parents in _tree_levels(out.shape[1], bonds):
-        delta = minimum_image(out[:, children] - out[:, parents], per_frame)
-        out[:, children] = out[:, parents] + delta
+        at_parents = np.take(out, parents, axis=1)
+        delta = minimum_image(np.take(out, children, axis=1) - at_parents, per_frame)
+        out[:, children] = at_parents + delta
     n_mol = int(labels.max()) + 1
     cen = _centroids(out, labels, n_mol)
     if out.shape[0] > 1:
         step = np.diff(cen, axis=0)
         correction = np.cumsum(minimum_image(step, per_frame[1:]) - step, axis=0)
-        out[1:] += correction[:, labels]
+        out[1:] += np.take(correction, labels, axis=1)
         cen[1:] += correction
     main = int(np.argmax(np.bincount(labels)))
     if info["box"] == "given" and n_mol > 1:
