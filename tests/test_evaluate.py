@@ -4,6 +4,7 @@ and LanceDB rows that survive parallel writers."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -294,8 +295,10 @@ def _append(args: tuple[str, int]) -> None:
 
 
 def test_parallel_writers_lose_no_rows(tmp_path):
+    """Four processes, as four evaluate jobs are: fresh ones (spawn), since a forked child of a
+    process that already used LanceDB inherits its runtime's threads as dead copies and hangs."""
     db = str(tmp_path / "lancedb")
-    with ProcessPoolExecutor(4) as pool:
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_append, [(db, w) for w in range(4)]))
     table = read_table(db, "eval")
     assert len(table) == 40

@@ -9,6 +9,7 @@ import pytest
 
 from boltzkinema.errors import CheckpointError
 from boltzkinema.train.resolved import VERSION, ResolvedCheckpoint
+from boltzkinema.train.state import TrainingState
 
 RECORD = ResolvedCheckpoint(
     path="results/runs/r/checkpoints/step_00000004",
@@ -50,3 +51,29 @@ def test_a_record_without_its_weights_is_refused_naming_the_key(tmp_path):
 def test_a_record_whose_checkpoint_folder_is_gone_says_so(tmp_path):
     with pytest.raises(CheckpointError, match=r"state\.json does not exist"):
         RECORD.state()
+
+
+def test_a_state_from_before_versions_reads_with_that_layouts_defaults(tmp_path):
+    """Old checkpoints hold no architecture, coverage or version: native, none, version 1."""
+    (tmp_path / "state.json").write_text(
+        json.dumps({"step": 3, "model_config": {"c_atom": 8}, "optimizer": {}, "rng": {}})
+    )
+    state = TrainingState.read(tmp_path)
+    assert (state.architecture, state.coverage, state.version, state.lora_rank) == (
+        "native",
+        None,
+        1,
+        0,
+    )
+
+
+def test_a_state_of_another_version_or_without_its_network_is_refused(tmp_path):
+    state = TrainingState(step=1, model_config={}, optimizer={}, rng={})
+    state.write(tmp_path)
+    assert TrainingState.read(tmp_path) == state
+    (tmp_path / "state.json").write_text(json.dumps(asdict(state) | {"version": 7}))
+    with pytest.raises(CheckpointError, match="version 7"):
+        TrainingState.read(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({"step": 1}))
+    with pytest.raises(CheckpointError, match="lacks"):
+        TrainingState.read(tmp_path)

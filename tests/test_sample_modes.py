@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import replace
 
 import mdtraj
 import numpy as np
@@ -22,6 +22,8 @@ from boltzkinema.sample import coverage, modes
 from boltzkinema.sample.run import SampleConfig, sample_system
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
+from boltzkinema.train.resolved import ResolvedCheckpoint
+from boltzkinema.train.state import TrainingState
 from conftest import REPO
 
 FAST = SamplerConfig(n_steps=3)
@@ -228,16 +230,19 @@ def test_frame_spacing_outside_the_trained_range_is_a_warning():
 def test_check_warns_or_refuses_and_tolerates_checkpoints_without_coverage(tmp_path, caplog):
     folder = tmp_path / "step"
     folder.mkdir()
-    (folder / "state.json").write_text(json.dumps({"coverage": TRAINED}))
+    state = TrainingState(step=1, model_config={}, optimizer={}, rng={}, coverage=TRAINED)
+    state.write(folder)
     info = tmp_path / "checkpoint.json"
-    info.write_text(json.dumps({"path": str(folder)}))
+    ResolvedCheckpoint(
+        str(folder), str(folder / "model.safetensors"), False, 1, "latest", ""
+    ).write(info)
     cfg = SampleConfig(window=10, max_history=3)
     with caplog.at_level(logging.WARNING, logger="boltzkinema.sample.coverage"):
         coverage.check(info, cfg, "forecast", 0.001)
     assert "sample.window 10" in caplog.text
     with pytest.raises(BoltzKinemaError, match=r"sample\.window 10"):
         coverage.check(info, cfg, "forecast", 0.001, strict=True)
-    (folder / "state.json").write_text(json.dumps({}))
+    replace(state, coverage=None).write(folder)  # a checkpoint from before coverage
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="boltzkinema.sample.coverage"):
         coverage.check(info, cfg, "forecast", 0.001, strict=True)

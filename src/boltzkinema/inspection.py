@@ -16,6 +16,7 @@ import numpy as np
 
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.train.resolved import ResolvedCheckpoint
+from boltzkinema.train.state import TrainingState
 
 
 def _unit(attrs: dict[str, Any]) -> str:
@@ -100,27 +101,27 @@ def checkpoint(folder: Path) -> list[str]:
     from boltzkinema.model.architectures import build_network
     from boltzkinema.train.checkpoint import EMA_NAME
 
-    state = json.loads((folder / "state.json").read_text())
-    arch = state.get("architecture", "native")
-    total = sum(p.numel() for p in build_network(arch, state["model_config"]).parameters())
+    state = TrainingState.read(folder)
+    arch = state.architecture
+    total = sum(p.numel() for p in build_network(arch, state.model_config).parameters())
     with safe_open(str(folder / "model.safetensors"), framework="numpy") as f:
         saved = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118
-    frozen = state["trainable_only"]
+    frozen = state.trainable_only
     lines = [
         f"checkpoint {folder}",
-        f"  step {state['step']}, architecture {arch}",
+        f"  step {state.step}, architecture {arch}",
         f"  parameters: {total:,} in the network, {saved:,} in model.safetensors"
         + (f" (trainable; {total - saved:,} frozen, from the base)" if frozen else ""),
         f"  weight average: {'yes' if (folder / f'{EMA_NAME}.safetensors').exists() else 'no'}",
-        f"  validation loss: {state.get('val_loss')}, best so far: {state.get('best_val')}",
-        f"  config hash: {state.get('config_hash') or '-'}",
+        f"  validation loss: {state.val_loss}, best so far: {state.best_val}",
+        f"  config hash: {state.config_hash or '-'}",
     ]
-    if state.get("base"):
-        lines.append(f"  base: {state['base']['path']} (sha256 {state['base']['sha256'][:12]})")
-    if state.get("lora_rank"):
-        lines.append(f"  LoRA rank {state['lora_rank']}")
-    if "coverage" in state:
-        lines.append(f"  trained on: {json.dumps(state['coverage'], sort_keys=True)}")
+    if state.base:
+        lines.append(f"  base: {state.base['path']} (sha256 {state.base['sha256'][:12]})")
+    if state.lora_rank:
+        lines.append(f"  LoRA rank {state.lora_rank}")
+    if state.coverage is not None:
+        lines.append(f"  trained on: {json.dumps(state.coverage, sort_keys=True)}")
     return lines
 
 

@@ -1,15 +1,17 @@
-"""Small helpers: atomic file writes that fail clearly on a full disk, and logging set-up."""
+"""Small helpers: atomic file writes that fail clearly on a full disk, settings and versioned
+records read into dataclasses, and logging set-up."""
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,6 +111,28 @@ def from_settings(cls: type[T], settings: dict[str, Any], section: str) -> T:
     if unknown:
         raise ConfigError(f"unknown {section} settings {sorted(unknown)}")
     return cls(**settings)
+
+
+def read_record(cls: type[T], path: Path, version: int, fix: str, error: type[Exception]) -> T:
+    """The dataclass ``cls`` (a record between stages, with a ``version`` field) from the JSON
+    file ``path``. A file without a version is version 1, the layout from before versions;
+    another version, unreadable JSON or a missing required field raises ``error`` naming the
+    file and ``fix``. Keys the dataclass does not know are ignored."""
+    try:
+        data: dict[str, Any] = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not readable ({exc}); {fix}") from exc
+    found = data.get("version", 1)
+    if found != version:
+        raise error(f"{path}: version {found}; this boltzkinema reads version {version}: {fix}")
+    names = {f.name for f in fields(cls)}
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    missing = sorted(required - set(data))
+    if missing:
+        raise error(f"{path}: lacks {missing}; {fix}")
+    return cls(**{k: v for k, v in data.items() if k in names} | {"version": found})
 
 
 def setup_logging(verbose: bool = False) -> None:

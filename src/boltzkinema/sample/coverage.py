@@ -104,7 +104,7 @@ def problems(trained: dict[str, Any], need: Needs) -> tuple[list[str], list[str]
 
 def trained_coverage(checkpoint_json: str | Path) -> dict[str, Any] | None:
     """The ``coverage`` a resolved checkpoint's training recorded (None for older runs)."""
-    return ResolvedCheckpoint.read(checkpoint_json).state().get("coverage")
+    return ResolvedCheckpoint.read(checkpoint_json).state().coverage
 
 
 def check(

@@ -60,12 +60,12 @@ def load_model(checkpoint_json: str | Path) -> nn.Module:
     """The network of a resolved checkpoint, with every parameter loaded (or a clear error)."""
     info = ResolvedCheckpoint.read(checkpoint_json)
     state = info.state()
-    model = build_network(state.get("architecture", "native"), state["model_config"])
+    model = build_network(state.architecture, state.model_config)
     from_base: set[str] = set()
-    if state.get("trainable_only") and state.get("base"):
-        from_base = load_base(model, state["base"])
-    if state.get("lora_rank"):
-        add_lora(model, state["lora_rank"])
+    if state.trainable_only and state.base:
+        from_base = load_base(model, state.base)
+    if state.lora_rank:
+        add_lora(model, state.lora_rank)
         from_base = names_after_lora(model, from_base)
     report = load_weights(model, info.weights)
     missing = sorted(set(report["missing"]) - from_base)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import random
 import re
@@ -22,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from boltzkinema.errors import CheckpointError
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
 from boltzkinema.train.resolved import ResolvedCheckpoint
+from boltzkinema.train.state import TrainingState
 from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
@@ -109,25 +109,12 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
         for filename, weights in files.items():
             save_file(weights, str(tmp / f"{filename}.safetensors"), metadata={"step": str(step)})
-        full = {
-            **state,
-            "step": step,
-            "optimizer": opt_meta,
-            "rng": rng_state(),
-            "trainable_only": trainable_only,
-        }
-        (tmp / "state.json").write_text(json.dumps(full, indent=1, default=_json_default) + "\n")
+        TrainingState(
+            **state, step=step, optimizer=opt_meta, rng=rng_state(), trainable_only=trainable_only
+        ).write(tmp)
         if target.exists():  # a rewrite of the same step: os.replace needs the name free
             shutil.rmtree(target)
     return target
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: Path, meta: dict[str, Any]) -> None:
@@ -321,7 +308,7 @@ def resolve_checkpoint(
         elif policy == "best":
             scored = []
             for s, p in found:
-                val = json.loads((p / "state.json").read_text()).get("val_loss")
+                val = TrainingState.read(p).val_loss
                 if val is not None:
                     scored.append((val, s, p))
             if not scored:

@@ -36,6 +36,7 @@ from boltzkinema.train.ema import WeightAverage
 from boltzkinema.train.losses import LossWeights, total_loss
 from boltzkinema.train.params import add_lora, describe, freeze
 from boltzkinema.train.start import Start, load_start, resolve_start
+from boltzkinema.train.state import TrainingState
 from boltzkinema.trunk.cache import check_widths, entry_metadata
 from boltzkinema.util import atomic_output, from_settings
 
@@ -242,24 +243,24 @@ class Trainer:
         if not found:
             return
         step, folder = found[-1]
-        state = json.loads((folder / "state.json").read_text())
-        if not ckpt.same_start(state.get("base"), self.base):
+        state = TrainingState.read(folder)
+        if not ckpt.same_start(state.base, self.base):
             self._start_afresh(folder)
             return
-        if state.get("architecture", "native") != self.architecture:
+        if state.architecture != self.architecture:
             raise ckpt.CheckpointError(
-                f"{folder} holds a {state.get('architecture', 'native')} network but "
+                f"{folder} holds a {state.architecture} network but "
                 f"train.model.architecture is {self.architecture}; pick a new train.run name "
                 "(or delete the run folder) to train the other architecture"
             )
-        if self.config_hash and state.get("config_hash") not in ("", self.config_hash):
+        if self.config_hash and state.config_hash not in ("", self.config_hash):
             log.warning(
                 "resuming %s written with another config (hash %s, now %s)",
                 folder,
-                state.get("config_hash"),
+                state.config_hash,
                 self.config_hash,
             )
-        saved_batch = state.get("batch", {}).get("global")
+        saved_batch = state.batch.get("global")
         if saved_batch not in (None, self.global_batch):
             log.warning(
                 "resuming %s, trained with a global batch of %d, with %d: set "
@@ -272,10 +273,10 @@ class Trainer:
         ckpt.load_weights(self.model, folder / "model.safetensors")
         if self.ema is not None:
             self._resume_average(folder)
-        ckpt.load_optimizer(self.optimizer, folder, state["optimizer"])
-        ckpt.set_rng_state(state["rng"])
+        ckpt.load_optimizer(self.optimizer, folder, state.optimizer)
+        ckpt.set_rng_state(state.rng)
         self.step = step
-        self.best_val = state.get("best_val")
+        self.best_val = state.best_val
         log_path = self.run_dir / "train_log.parquet"
         if log_path.exists():
             rows = pd.read_parquet(log_path)

@@ -5,12 +5,12 @@ writer and one reader, with a version, so that a file of another layout is refus
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from boltzkinema.errors import CheckpointError
-from boltzkinema.util import atomic_write_text
+from boltzkinema.train.state import NAME, TrainingState
+from boltzkinema.util import atomic_write_text, read_record
 
 VERSION = 1
 
@@ -34,31 +34,16 @@ class ResolvedCheckpoint:
 
     @classmethod
     def read(cls, source: str | Path) -> ResolvedCheckpoint:
-        """The record in ``source``; another version, or missing keys, is an error naming the
-        file and the fix. A file without a version is one from before versions (version 1)."""
-        try:
-            data: dict[str, Any] = json.loads(Path(source).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{source}: not a readable checkpoint.json ({exc})") from exc
-        rerun = "rerun resolve_checkpoint (snakemake -R resolve_checkpoint) with this version"
-        version = data.get("version", 1)
-        if version != VERSION:
-            raise CheckpointError(
-                f"{source}: checkpoint.json version {version}; this boltzkinema reads version "
-                f"{VERSION}: {rerun}"
-            )
-        names = {f.name for f in fields(cls)}
-        missing = sorted(names - {"version"} - set(data))
-        if missing:
-            raise CheckpointError(f"{source}: checkpoint.json lacks {missing}; {rerun}")
-        return cls(**{k: v for k, v in data.items() if k in names} | {"version": version})
+        """The record in ``source`` (another version, or missing keys, is an error naming the
+        file and the fix)."""
+        fix = "rerun resolve_checkpoint (snakemake -R resolve_checkpoint) with this version"
+        return read_record(cls, Path(source), VERSION, fix, CheckpointError)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> TrainingState:
         """The ``state.json`` of the checkpoint folder: the network and what training covered."""
-        state_path = Path(self.path) / "state.json"
-        if not state_path.exists():
+        if not (Path(self.path) / NAME).exists():
             raise CheckpointError(
-                f"{state_path} does not exist: the checkpoint this record names is gone; "
-                "rerun resolve_checkpoint"
+                f"{Path(self.path) / NAME} does not exist: the checkpoint this record names is "
+                "gone; rerun resolve_checkpoint"
             )
-        return json.loads(state_path.read_text())
+        return TrainingState.read(self.path)

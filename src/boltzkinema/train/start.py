@@ -8,7 +8,6 @@ fills a network from it and returns the base record a trainable-only checkpoint 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from boltzkinema.io.lightning_checkpoint import read_checkpoint
 from boltzkinema.model.boltz2_weights import load_boltz2_weights
 from boltzkinema.train.checkpoint import base_record, load_base, load_weights
 from boltzkinema.train.resolved import ResolvedCheckpoint
+from boltzkinema.train.state import NAME, TrainingState
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,12 @@ class Start:
 
     source: Path | None = None
     boltz2: Mapping[str, Any] | None = None
-    prior: dict[str, Any] | None = None
+    prior: TrainingState | None = None
 
     @property
     def stored_config(self) -> dict[str, Any] | None:
         """The network configuration the earlier run stored."""
-        return self.prior["model_config"] if self.prior else None
+        return self.prior.model_config if self.prior else None
 
 
 def resolve_start(init_from: str | None, architecture: str) -> Start:
@@ -52,16 +52,16 @@ def resolve_start(init_from: str | None, architecture: str) -> Start:
         source = Path(ResolvedCheckpoint.read(source).weights)
     if architecture == "boltz2" and source.suffix == ".ckpt":
         return Start(source, boltz2=read_checkpoint(source))
-    if not (source.parent / "state.json").exists():
+    if not (source.parent / NAME).exists():
         return Start(source)
-    prior = json.loads((source.parent / "state.json").read_text())
-    arch = prior.get("architecture", "native")
+    prior = TrainingState.read(source.parent)
+    arch = prior.architecture
     if arch != architecture:
         raise ConfigError(
             f"train.init_from {source} is a checkpoint of a {arch} network; set "
             f"train.model.architecture: {arch}"
         )
-    if prior.get("lora_rank"):
+    if prior.lora_rank:
         raise ConfigError(
             f"train.init_from {source} holds LoRA adapters; a later phase cannot start "
             "from them: train that phase without lora_rank, or sample from it directly"
@@ -76,8 +76,8 @@ def load_start(model: nn.Module, start: Start, architecture: str) -> dict[str, A
     if start.boltz2 is not None:
         load_boltz2_weights(model, start.boltz2)
         return base_record(start.source, True)
-    prior = start.prior or {}
-    parent = prior.get("base") if prior.get("trainable_only") else None
+    prior = start.prior
+    parent = prior.base if prior is not None and prior.trainable_only else None
     if parent:
         load_base(model, parent)
     hint = (
