@@ -244,15 +244,15 @@ class Trainer:
             return
         step, folder = found[-1]
         state = TrainingState.read(folder)
-        if not ckpt.same_start(state.base, self.base):
-            self._start_afresh(folder)
-            return
         if state.architecture != self.architecture:
             raise ckpt.CheckpointError(
                 f"{folder} holds a {state.architecture} network but "
                 f"train.model.architecture is {self.architecture}; pick a new train.run name "
                 "(or delete the run folder) to train the other architecture"
             )
+        if not ckpt.same_start(state.base, self.base):
+            self._start_afresh(folder)
+            return
         if self.config_hash and state.config_hash not in ("", self.config_hash):
             log.warning(
                 "resuming %s written with another config (hash %s, now %s)",
