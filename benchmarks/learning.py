@@ -34,10 +34,10 @@ import yaml
 
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.evaluate import ramachandran as rama
-from boltzkinema.evaluate.evaluate import noise_baseline
+from boltzkinema.evaluate.ensemble import noise_baseline
+from boltzkinema.evaluate.job import generated_frames
 from boltzkinema.evaluate.pooled import Ensemble, ensemble_row, phi_psi
-from boltzkinema.evaluate.run import generated_frames
-from boltzkinema.sample.run import reference_at
+from boltzkinema.sample.job import reference_at
 
 REPO = Path(__file__).resolve().parents[1]
 ALA = "peptides.ala2"

@@ -38,7 +38,7 @@ from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io import atlas, mdcath, misato
 from boltzkinema.io.system import SystemRef
-from boltzkinema.sample.run import SampleConfig, load_model, run_sampling
+from boltzkinema.sample.job import SampleConfig, load_model, run_sampling
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.loop import TrainConfig, Trainer, trunk_dims
 from boltzkinema.trunk.cache import load_embedding

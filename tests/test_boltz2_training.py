@@ -30,7 +30,7 @@ from boltzkinema.model.boltz2_weights import (
     config_from_checkpoint,
 )
 from boltzkinema.model.frames import is_added_parameter
-from boltzkinema.sample.run import SampleConfig, run_sampling
+from boltzkinema.sample.job import SampleConfig, run_sampling
 from boltzkinema.train.checkpoint import resolve_checkpoint
 from boltzkinema.train.loop import TrainConfig, Trainer
 from boltzkinema.trunk.boltz2_atoms import diffusion_features, match_atoms

@@ -81,7 +81,7 @@ def test_presets_validate_on_top_of_the_default(default_config, preset):
     "section,settings",
     [
         (("train",), "boltzkinema.train.loop:TrainConfig"),
-        (("sample",), "boltzkinema.sample.run:SampleConfig"),
+        (("sample",), "boltzkinema.sample.job:SampleConfig"),
         (("sample", "steering"), "boltzkinema.sample.steering:SteeringConfig"),
     ],
 )

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from boltzkinema.evaluate.evaluate import static_baseline
-from boltzkinema.evaluate.run import (
+from boltzkinema.evaluate.ensemble import static_baseline
+from boltzkinema.evaluate.job import (
     EvaluateConfig,
     _replica,
     evaluate_samples,
@@ -26,7 +26,7 @@ from boltzkinema.evaluate.run import (
     summarise,
     write_tables,
 )
-from boltzkinema.sample.run import SampleConfig, run_sampling
+from boltzkinema.sample.job import SampleConfig, run_sampling
 from boltzkinema.track import log_rows, read_table
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.loop import TrainConfig, Trainer

@@ -42,7 +42,7 @@ def test_an_ensemble_against_itself_scores_zero_distance_and_a_frozen_one_does_n
 
 def test_ramachandran_pairs_match_each_residues_phi_and_psi(ala2):
     from boltzkinema.evaluate import metrics as mt
-    from boltzkinema.evaluate.evaluate import ramachandran_pairs
+    from boltzkinema.evaluate.ensemble import ramachandran_pairs
 
     system = ala2[0]
     phi_q, psi_q = ramachandran_pairs(system)

@@ -19,7 +19,7 @@ from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.frames import old_layout_hint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.sample import coverage, modes
-from boltzkinema.sample.run import SampleConfig, sample_system
+from boltzkinema.sample.job import SampleConfig, sample_system
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
 from boltzkinema.train.resolved import ResolvedCheckpoint

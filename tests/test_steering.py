@@ -9,7 +9,7 @@ import torch
 
 from boltzkinema.evaluate import metrics as mt
 from boltzkinema.evaluate.pooled import bond_length_rmse
-from boltzkinema.sample.run import SampleConfig, steering_for
+from boltzkinema.sample.job import SampleConfig, steering_for
 from boltzkinema.sample.sampler import SamplerConfig, sample
 from boltzkinema.sample.steering import SteeringConfig, energy, restraints, steer
 

@@ -343,7 +343,7 @@ def test_loading_reports_keys_strips_prefixes_and_refuses_bad_shapes(
 def test_checkpoints_record_coverage_and_the_old_layout_is_named(example_results, tmp_path):
     """state.json says what training drew (sampling checks it); a checkpoint without the frame
     conditioning (trained before it existed) is refused by name when sampling loads it."""
-    from boltzkinema.sample.run import load_model
+    from boltzkinema.sample.job import load_model
 
     run = tmp_path / "run"
     trainer(example_results, run, steps=2, save="all").run()

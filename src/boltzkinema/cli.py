@@ -371,7 +371,7 @@ def run_resolve(a: argparse.Namespace) -> None:
 
 
 def run_sample(a: argparse.Namespace) -> None:
-    from boltzkinema.sample.run import SampleConfig, run_sampling
+    from boltzkinema.sample.job import SampleConfig, run_sampling
 
     cfg = SampleConfig.from_dict(json.loads(Path(a.config).read_text()))
     run_sampling(a.checkpoint, a.manifest, a.results_root, a.system, a.mode, cfg, a.output_dir)
@@ -393,7 +393,7 @@ def run_evaluate(a: argparse.Namespace) -> None:
         raise BoltzKinemaError(
             "give --pred, --ref and --topology, or --samples, --manifest and --output-dir"
         )
-    from boltzkinema.evaluate.run import (
+    from boltzkinema.evaluate.job import (
         EvaluateConfig,
         evaluate_samples,
         record,

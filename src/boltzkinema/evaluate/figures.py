@@ -15,7 +15,7 @@ import pandas as pd
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
-from boltzkinema.evaluate.evaluate import backbone_torsions, ramachandran_pairs
+from boltzkinema.evaluate.ensemble import backbone_torsions, ramachandran_pairs
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.util import atomic_output
 

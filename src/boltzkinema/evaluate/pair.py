@@ -8,7 +8,7 @@ import mdtraj
 
 from boltzkinema.data.process import ProcessOptions, process
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.evaluate.evaluate import evaluate_ensemble
+from boltzkinema.evaluate.ensemble import evaluate_ensemble
 from boltzkinema.io.mdtraj_files import from_trajectory
 from boltzkinema.io.system import SystemRef
 

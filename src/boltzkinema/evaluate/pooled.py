@@ -17,7 +17,7 @@ import numpy as np
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.evaluate import metrics as mt
 from boltzkinema.evaluate import ramachandran as rama
-from boltzkinema.evaluate.evaluate import backbone_geometry, backbone_torsions
+from boltzkinema.evaluate.ensemble import backbone_geometry, backbone_torsions
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ REL_TOL = 1e-6
 
 
 class SampleSettings(Protocol):
-    """The ``sample`` settings a job's needs follow from (``sample.run.SampleConfig``)."""
+    """The ``sample`` settings a job's needs follow from (``sample.job.SampleConfig``)."""
 
     window: int
     history: int

@@ -19,7 +19,7 @@ import pandas as pd
 
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.evaluate import metrics as mt
-from boltzkinema.evaluate.evaluate import (
+from boltzkinema.evaluate.ensemble import (
     evaluate_ensemble,
     noise_baseline,
     start_structure,

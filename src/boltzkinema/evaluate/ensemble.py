@@ -1,4 +1,6 @@
-"""Evaluate generated ensembles against reference MD, next to baselines, per split."""
+"""One ensemble's metrics against reference MD (``evaluate_ensemble``), the torsions and geometry
+they are computed from, and the baselines an ensemble is set beside (noise, the static start).
+The per-split job that calls it for every system and mode is ``evaluate/job.py``."""
 
 from __future__ import annotations
 
