@@ -100,3 +100,10 @@ def test_train_gets_the_devices_the_rule_is_given(tmp_path):
     )
     assert "python -m boltzkinema train --devices 1 " in one.stdout + one.stderr
     assert "python -m boltzkinema train --devices 2 " in two.stdout + two.stderr
+
+
+def test_earlier_training_phases_get_the_train_jobs_cluster_resources():
+    """Phases before the last run as rule train_phase (see workflow/rules/train.smk)."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    resources = profile["set-resources"]
+    assert resources["train_phase"] == resources["train"]
