@@ -264,7 +264,7 @@ def set_aside(run_dir: Path) -> Path:
     """Move a run's checkpoints and training log into ``superseded/NN/`` (never deleted), so
     that the run can start afresh; return that folder."""
     root = run_dir / "superseded"
-    folder = root / f"{len(list(root.glob('[0-9]*'))) + 1:02d}" if root.exists() else root / "01"
+    folder = root / f"{len(list(root.glob('[0-9]*'))) + 1:02d}"  # a missing root globs nothing
     folder.mkdir(parents=True)
     for name in ("checkpoints", "train_log.parquet"):
         if (run_dir / name).exists():
