@@ -33,6 +33,20 @@ TINY_MODEL = {
 }
 
 
+def resolved_record(folder: str | Path, sha256: str = "ab" * 32) -> Any:
+    """A ResolvedCheckpoint of the raw weights of checkpoint folder ``folder`` at step 4."""
+    from boltzkinema.train.resolved import ResolvedCheckpoint
+
+    return ResolvedCheckpoint(
+        path=str(folder),
+        weights=str(Path(folder) / "model.safetensors"),
+        averaged=False,
+        step=4,
+        policy="latest",
+        sha256=sha256,
+    )
+
+
 def copy_misato_group(
     src: Path,
     key: str,

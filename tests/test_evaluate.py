@@ -30,8 +30,7 @@ from boltzkinema.sample.job import SampleConfig, run_sampling
 from boltzkinema.track import log_rows, read_table
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.loop import TrainConfig, Trainer
-from boltzkinema.train.resolved import ResolvedCheckpoint
-from conftest import EXAMPLE
+from conftest import EXAMPLE, resolved_record
 
 ATLAS = EXAMPLE / "atlas" / "villin_hp35"
 
@@ -316,14 +315,7 @@ def test_a_rerun_evaluation_records_each_row_once(tmp_path):
             "rmsf_pearson": [0.5, 0.1, 0.7],
         }
     )
-    ckpt = ResolvedCheckpoint(
-        path="runs/r/checkpoints/step_4",
-        weights="runs/r/checkpoints/step_4/model.safetensors",
-        averaged=False,
-        step=4,
-        policy="latest",
-        sha256="ab" * 32,
-    )
+    ckpt = resolved_record("runs/r/checkpoints/step_4")
     db = tmp_path / "lancedb"
     record(db, "r", ckpt, per_system)  # a job killed after recording
     record(db, "r", ckpt, per_system.assign(rmsf_pearson=[0.6, 0.1, 0.7]))  # and its rerun

@@ -10,15 +10,9 @@ import pytest
 from boltzkinema.errors import CheckpointError
 from boltzkinema.train.resolved import VERSION, ResolvedCheckpoint
 from boltzkinema.train.state import TrainingState
+from conftest import resolved_record
 
-RECORD = ResolvedCheckpoint(
-    path="results/runs/r/checkpoints/step_00000004",
-    weights="results/runs/r/checkpoints/step_00000004/model.safetensors",
-    averaged=False,
-    step=4,
-    policy="latest",
-    sha256="ab" * 32,
-)
+RECORD = resolved_record("results/runs/r/checkpoints/step_00000004")
 
 
 def test_a_resolved_checkpoint_reads_back_as_written(tmp_path):

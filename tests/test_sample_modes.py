@@ -22,9 +22,8 @@ from boltzkinema.sample import coverage, modes
 from boltzkinema.sample.job import SampleConfig, sample_system
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
-from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.train.state import TrainingState
-from conftest import REPO
+from conftest import REPO, resolved_record
 
 FAST = SamplerConfig(n_steps=3)
 SMALL = {
@@ -233,9 +232,7 @@ def test_check_warns_or_refuses_and_tolerates_checkpoints_without_coverage(tmp_p
     state = TrainingState(step=1, model_config={}, optimizer={}, rng={}, coverage=TRAINED)
     state.write(folder)
     info = tmp_path / "checkpoint.json"
-    ResolvedCheckpoint(
-        str(folder), str(folder / "model.safetensors"), False, 1, "latest", ""
-    ).write(info)
+    resolved_record(folder).write(info)
     cfg = SampleConfig(window=10, max_history=3)
     with caplog.at_level(logging.WARNING, logger="boltzkinema.sample.coverage"):
         coverage.check(info, cfg, "forecast", 0.001)
