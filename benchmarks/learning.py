@@ -372,7 +372,7 @@ def main() -> None:
         [sys.executable, "-m", "boltzkinema", "report", "--eval-dir", str(run_dir / "eval"),
          "--run", cfg["train"]["run"], "--output", str(run_dir / "report.html"),
          "--section", str(section), "--train-log", str(run_dir / "train_log.parquet"),
-         "--checkpoint", str(run_dir / "checkpoint.json"),
+         "--resolved-checkpoint", str(run_dir / "checkpoint.json"),
          "--manifest", str(results / "manifest.parquet"), *configs],
         check=True,
     )  # fmt: skip

@@ -272,7 +272,7 @@ def test_cli_reports_a_missing_checkpoint(tmp_path, caplog):
             str(tmp_path / "emb"),
             "--backend",
             "boltz2",
-            "--checkpoint",
+            "--boltz2-checkpoint",
             str(tmp_path / "missing.ckpt"),
         ]
     )
@@ -422,7 +422,14 @@ def test_trunk_job_quarantines_what_boltz2_cannot_express_and_cleans_up_on_sigte
         cmd = [sys.executable, "-m", "boltzkinema", "trunk", "--shard", str(shard)]
         cmd += ["--output", str(tmp_path / output), "--embeddings", str(tmp_path / "emb")]
         cmd += ["--results-root", str(tmp_path), "--backend", "boltz2", "--c-s", "32"]
-        cmd += ["--c-z", "16", "--checkpoint", str(CHECKPOINT), "--python", str(BOLTZ_PYTHON)]
+        cmd += [
+            "--c-z",
+            "16",
+            "--boltz2-checkpoint",
+            str(CHECKPOINT),
+            "--python",
+            str(BOLTZ_PYTHON),
+        ]
         env = dict(os.environ, TMPDIR=str(scratch))
         return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
 

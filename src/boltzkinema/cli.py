@@ -82,7 +82,7 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="builtin: projections; boltz2: ligand conformers"
     )
     b = p.add_argument_group("backend boltz2")
-    b.add_argument("--checkpoint", help="Boltz-2 checkpoint (boltz2_conf.ckpt)")
+    b.add_argument("--boltz2-checkpoint", help="Boltz-2 weights (boltz2_conf.ckpt)")
     b.add_argument(
         "--python",
         help="python of the environment with boltz==2.2.1 "
@@ -140,7 +140,9 @@ def _add_resolve(sub: argparse._SubParsersAction) -> None:
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate trajectories of one system in one mode")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.json from resolve-checkpoint")
+    p.add_argument(
+        "--resolved-checkpoint", required=True, help="checkpoint.json from resolve-checkpoint"
+    )
     p.add_argument("--manifest", required=True)
     p.add_argument("--results-root", default="results")
     p.add_argument("--system", required=True)
@@ -161,7 +163,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--samples", nargs="+", help="{mode}.npz files written by 'sample'")
     run.add_argument("--manifest")
     run.add_argument("--results-root", default="results")
-    run.add_argument("--checkpoint", help="checkpoint.json (recorded with the metrics)")
+    run.add_argument("--resolved-checkpoint", help="checkpoint.json (recorded with the metrics)")
     run.add_argument("--config", help="evaluate settings (JSON)")
     run.add_argument("--run", default="run")
     run.add_argument("--output-dir", help="tables and figures go here")
@@ -197,7 +199,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         help="an HTML fragment to include after the summary (repeatable), e.g. a benchmark table",
     )
     p.add_argument("--train-log", help="train_log.parquet: the training curves")
-    p.add_argument("--checkpoint", help="the resolved checkpoint.json (provenance)")
+    p.add_argument("--resolved-checkpoint", help="the checkpoint.json (provenance)")
     p.add_argument("--manifest", help="manifest.parquet (data hashes)")
     p.add_argument("--config", action="append", default=[], help="a stage config JSON")
 
@@ -288,7 +290,7 @@ def run_trunk(a: argparse.Namespace) -> None:
     params = {"c_s": a.c_s, "c_z": a.c_z, "seed": a.seed}
     if a.backend == "boltz2":
         params |= {
-            "checkpoint": a.checkpoint,
+            "checkpoint": a.boltz2_checkpoint,
             "python": a.python,
             "recycling_steps": a.recycling_steps,
             "msa": a.msa,
@@ -374,7 +376,9 @@ def run_sample(a: argparse.Namespace) -> None:
     from boltzkinema.sample.job import SampleConfig, run_sampling
 
     cfg = SampleConfig.from_dict(json.loads(Path(a.config).read_text()))
-    run_sampling(a.checkpoint, a.manifest, a.results_root, a.system, a.mode, cfg, a.output_dir)
+    run_sampling(
+        a.resolved_checkpoint, a.manifest, a.results_root, a.system, a.mode, cfg, a.output_dir
+    )
 
 
 def run_evaluate(a: argparse.Namespace) -> None:
@@ -406,8 +410,8 @@ def run_evaluate(a: argparse.Namespace) -> None:
     paths = write_tables(per_system, Path(a.output_dir))
     if Path(a.output) != paths["summary"]:
         raise BoltzKinemaError(f"--output must be {paths['summary']}")
-    if cfg.lancedb and a.checkpoint:
-        checkpoint = ResolvedCheckpoint.read(a.checkpoint)
+    if cfg.lancedb and a.resolved_checkpoint:
+        checkpoint = ResolvedCheckpoint.read(a.resolved_checkpoint)
         record(Path(a.results_root) / "lancedb", a.run, checkpoint, per_system)
 
 
@@ -425,7 +429,7 @@ def run_report(a: argparse.Namespace) -> None:
         a.output,
         [Path(s) for s in a.section],
         Provenance(
-            Path(a.checkpoint) if a.checkpoint else None,
+            Path(a.resolved_checkpoint) if a.resolved_checkpoint else None,
             tuple(Path(c) for c in a.config),
             Path(a.manifest) if a.manifest else None,
             Path(a.train_log) if a.train_log else None,

@@ -210,8 +210,8 @@ def trunk_backend_args():
     options = {"backend": TRUNK["backend"], "c-s": TRUNK["c_s"], "c-z": TRUNK["c_z"]}
     options["seed"] = TRUNK["seed"]
     if TRUNK["backend"] == "boltz2":
+        options["boltz2-checkpoint"] = TRUNK["checkpoint"]
         for key in (
-            "checkpoint",
             "recycling_steps",
             "msa",
             "method",

@@ -34,5 +34,5 @@ rule evaluate:
     shell:
         "python -m boltzkinema evaluate --samples {input.samples:q} "
         "--manifest {input.manifest:q} --results-root {params.results:q} "
-        "--checkpoint {input.checkpoint:q} --config {input.config:q} --run {wildcards.run} "
+        "--resolved-checkpoint {input.checkpoint:q} --config {input.config:q} --run {wildcards.run} "
         "--output-dir {params.out_dir:q} --output {output.summary:q} > {log:q} 2>&1"

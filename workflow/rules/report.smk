@@ -36,5 +36,5 @@ rule report:
         ),
     shell:
         "python -m boltzkinema report --eval-dir {params.eval_dir:q} --run {wildcards.run} "
-        "--train-log {params.train_log:q} --checkpoint {input.checkpoint:q} "
+        "--train-log {params.train_log:q} --resolved-checkpoint {input.checkpoint:q} "
         "--manifest {input.manifest:q} {params.configs} --output {output:q} > {log:q} 2>&1"

@@ -25,7 +25,7 @@ rule sample:
         results=lambda wildcards, input: results_root(input.manifest, depth=1),
         out_dir=lambda wildcards, output: str(Path(output.npz).parent),
     shell:
-        "python -m boltzkinema sample --checkpoint {input.checkpoint:q} "
+        "python -m boltzkinema sample --resolved-checkpoint {input.checkpoint:q} "
         "--manifest {input.manifest:q} --results-root {params.results:q} "
         "--system {wildcards.system} --mode {wildcards.mode} --config {input.config:q} "
         "--output-dir {params.out_dir:q} > {log:q} 2>&1"
