@@ -69,7 +69,7 @@ def main() -> None:
             refs, tmp / "out.h5", tmp / "out.json", ProcessOptions(frame_dt_ns=0.08)
         )
         t_pre = time.perf_counter() - t0
-        assert report["n_ok"] == args.systems, report["systems"][0]
+        assert report.n_ok == args.systems, report.systems[0]
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -62,7 +62,7 @@ def model_ns_per_s(frames: int, dt_ns: float, n_steps: int) -> tuple[float, floa
         preprocess_shard(refs, shard, root / "r.json", ProcessOptions(frame_dt_ns=dt_ns))
         backend = get_backend("builtin", c_s=cfg["trunk"]["c_s"], c_z=cfg["trunk"]["c_z"])
         idx = build_trunk_cache(shard, root / "t.json", root / "emb", backend, root)
-        entry = next(iter(idx["systems"].values()))
+        entry = next(iter(idx.systems.values()))
         inputs = modes.load_system(root, "processed/0000.h5", refs[0].system_id, entry["path"])
         torch.manual_seed(0)
         net = DiffusionNetwork(

@@ -44,7 +44,7 @@ def example_shard(root: Path) -> Path:
 def timed_cache(shard: Path, root: Path, name: str, backend) -> tuple[float, int]:
     t0 = time.perf_counter()
     index = build_trunk_cache(shard, root / f"{name}.json", root / name, backend, root)
-    return time.perf_counter() - t0, int(index["computed"])
+    return time.perf_counter() - t0, int(index.computed)
 
 
 def main() -> None:

@@ -143,7 +143,7 @@ def shard(tmp_path_factory) -> dict:
         written = set(reader.system_ids())
         pair = (reader.load("m.GOOD"), reader.load("m.NM"))
     return {
-        "entries": {e["system_id"]: e for e in report["systems"]},
+        "entries": {e["system_id"]: e for e in report.systems},
         "written": written,
         "pair": pair,
         "files": {"md": str(md), "truncated": str(truncated), "xtc": str(victim)},

@@ -384,13 +384,13 @@ def test_boltz2_backend_end_to_end_reproduces_the_boltz_trunk_and_caches(
         again = build_trunk_cache(shard, tmp_path / "b.json", tmp_path / "emb", backend, tmp_path)
     finally:
         backend.close()
-    assert first["backend"] == "boltz2" and first["computed"] == len(SYSTEMS)
-    assert again["computed"] == 0 and again["reused"] == len(SYSTEMS)
-    assert again["systems"] == {k: {**v, "computed": False} for k, v in first["systems"].items()}
+    assert first.backend == "boltz2" and first.computed == len(SYSTEMS)
+    assert again.computed == 0 and again.reused == len(SYSTEMS)
+    assert again.systems == {k: {**v, "computed": False} for k, v in first.systems.items()}
     with ShardReader(shard) as r:
         ids = r.system_ids()
     for sid in ids:
-        emb, meta_entry = load_embedding(tmp_path / first["systems"][sid]["path"])
+        emb, meta_entry = load_embedding(tmp_path / first.systems[sid]["path"])
         assert meta_entry["backend"] == "boltz2"
         for name in ("s_inputs", "s_trunk", "z_trunk"):
             got = getattr(emb, name)

@@ -11,6 +11,7 @@ import pytest
 from test_train import trainer
 
 from boltzkinema.cli import main
+from boltzkinema.data.shard_report import ShardReport
 from boltzkinema.train import checkpoint as ckpt
 
 
@@ -34,8 +35,7 @@ def test_a_report_names_each_quarantined_system_with_its_fix(tmp_path, capsys):
     report = tmp_path / "0000.report.json"
     bad = {"system_id": "d.x", "status": "quarantined", "file": "x.xtc", "group": "", "code": "c"}
     bad |= {"reason": "truncated", "fix": "re-copy it"}
-    counts = {"n_ok": 0, "n_systems": 1, "n_quarantined": 1, "seconds": 0.1}
-    report.write_text(json.dumps({**counts, "systems": [bad]}))
+    ShardReport("d", "0000.h5", 1, 0, 1, 0.1, {}, [bad]).write(report)
     out = inspect(capsys, report)
     assert "QUARANTINED d.x (c): x.xtc: truncated" in out and "fix: re-copy it" in out
 

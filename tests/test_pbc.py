@@ -25,7 +25,7 @@ def _drift_and_wrap(coords: np.ndarray) -> np.ndarray:
 def _process(path, keys, tmp_path):
     refs = [misato.SystemRef(f"t.{k}", "misato", str(path), group=k) for k in keys]
     report = preprocess_shard(refs, tmp_path / "s.h5", tmp_path / "r.json", OPTS)
-    assert report["n_ok"] == len(keys), report
+    assert report.n_ok == len(keys), report
     return ShardReader(tmp_path / "s.h5"), report
 
 
@@ -37,12 +37,11 @@ def test_atoms_wrapped_into_an_unknown_box_are_restored(misato_file, example_coo
         a, b = reader.load("t.ORIG"), reader.load("t.WRAP")
     # The box is inferred from the wraps (about 0.02 Å off here); with a stored box it is exact.
     np.testing.assert_allclose(a.coords, b.coords, atol=0.05)
-    info = next(e for e in report["systems"] if e["system_id"] == "t.WRAP")
+    info = next(e for e in report.systems if e["system_id"] == "t.WRAP")
     assert b.attrs["unwrap"]["box"] == "inferred"
     assert np.allclose(b.attrs["unwrap"]["inferred_box_angstrom"][:2], 100.0, atol=0.05)
     assert (
-        info["n_bonds"]
-        == next(e for e in report["systems"] if e["system_id"] == "t.ORIG")["n_bonds"]
+        info["n_bonds"] == next(e for e in report.systems if e["system_id"] == "t.ORIG")["n_bonds"]
     )
 
 

@@ -45,19 +45,19 @@ def test_replicas_share_one_cache_entry_and_reruns_reuse_it(shard, tmp_path):
     backend = get_backend("builtin", c_s=16, c_z=4)
     root = shard.parent.parent
     idx = build_trunk_cache(shard, tmp_path / "i.json", root / "emb", backend, root)
-    assert idx["computed"] == 1 and idx["reused"] == 1
-    keys = {v["key"] for v in idx["systems"].values()}
+    assert idx.computed == 1 and idx.reused == 1
+    keys = {v["key"] for v in idx.systems.values()}
     assert len(keys) == 1
     again = build_trunk_cache(shard, tmp_path / "j.json", root / "emb", backend, root)
-    assert again["computed"] == 0 and again["reused"] == 2
-    entry = next(iter(idx["systems"].values()))
+    assert again.computed == 0 and again.reused == 2
+    entry = next(iter(idx.systems.values()))
     path = root / entry["path"]
     with safe_open(str(path), framework="numpy") as f:
         assert f.get_tensor("z_trunk").dtype == np.float16
         assert json.loads(f.metadata()["boltzkinema"])["backend"] == "builtin"
     assert load_embedding(path)[1]["topology_hash"] == entry["topology_hash"]
     saved = json.loads((tmp_path / "i.json").read_text())
-    assert saved["systems"] == idx["systems"]
+    assert saved["systems"] == idx.systems
 
 
 def test_changed_backend_parameters_give_a_new_entry(shard, tmp_path):
@@ -72,21 +72,19 @@ def test_changed_backend_parameters_give_a_new_entry(shard, tmp_path):
         get_backend("builtin", c_s=16, c_z=4, seed=1),
         root,
     )
-    assert {v["key"] for v in a["systems"].values()}.isdisjoint(
-        {v["key"] for v in b["systems"].values()}
-    )
+    assert {v["key"] for v in a.systems.values()}.isdisjoint({v["key"] for v in b.systems.values()})
 
 
 def test_corrupt_entry_is_recomputed_not_trusted(shard, tmp_path):
     root = shard.parent.parent
     backend = get_backend("builtin", c_s=8, c_z=2)
     idx = build_trunk_cache(shard, tmp_path / "a.json", root / "emb3", backend, root)
-    path = root / next(iter(idx["systems"].values()))["path"]
+    path = root / next(iter(idx.systems.values()))["path"]
     path.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="rerun"):
         load_embedding(path)
     again = build_trunk_cache(shard, tmp_path / "b.json", root / "emb3", backend, root)
-    assert again["computed"] == 1
+    assert again.computed == 1
     load_embedding(path)
 
 
@@ -103,17 +101,15 @@ def test_entries_are_keyed_by_topology_and_the_shipped_reference_structure(tmp_p
     )
     shard = tmp_path / "processed" / "s.h5"
     report = preprocess_shard(refs, shard, tmp_path / "r.json", ProcessOptions(frame_dt_ns=0.001))
-    assert {e["topology_hash"] for e in report["systems"]} == {
-        report["systems"][0]["topology_hash"]
-    }
+    assert {e["topology_hash"] for e in report.systems} == {report.systems[0]["topology_hash"]}
     idx = build_trunk_cache(
         shard, tmp_path / "i.json", tmp_path / "emb", get_backend("builtin", c_s=8, c_z=2), tmp_path
     )
-    keys = {sid: v["key"] for sid, v in idx["systems"].items()}
+    keys = {sid: v["key"] for sid, v in idx.systems.items()}
     assert keys["a.villin_hp35_R1"] == keys["a.villin_hp35_R2"]
     assert keys["c.villin_hp35_320K_r0"] == keys["c.villin_hp35_348K_r0"]
     assert keys["a.villin_hp35_R1"] != keys["c.villin_hp35_320K_r0"]
-    assert idx["computed"] == 2
+    assert idx.computed == 2
     with ShardReader(shard) as r:
         assert r.attrs("a.villin_hp35_R1")["reference_source"] == "topology"
 

@@ -33,8 +33,8 @@ def test_same_trajectory_in_nm_and_angstrom_comes_out_identical(
     report = preprocess_shard(
         _refs(path, ["ANG", "NM"]), tmp_path / "s.h5", tmp_path / "r.json", OPTS
     )
-    assert report["n_ok"] == 2
-    units = {e["system_id"]: e["unit"]["detected"] for e in report["systems"]}
+    assert report.n_ok == 2
+    units = {e["system_id"]: e["unit"]["detected"] for e in report.systems}
     assert units == {"t.ANG": "angstrom", "t.NM": "nm"}
     with ShardReader(tmp_path / "s.h5") as r:
         a, b = r.load("t.ANG"), r.load("t.NM")
@@ -62,7 +62,7 @@ def test_forced_unit_is_used_and_the_measurement_kept(misato_file, example_coord
     path = misato_file({"NM": {"overrides": {"trajectory_coordinates": example_coords / 10.0}}})
     opts = ProcessOptions(frame_dt_ns=0.001, units="nm")
     report = preprocess_shard(_refs(path, ["NM"]), tmp_path / "s.h5", tmp_path / "r.json", opts)
-    entry = report["systems"][0]
+    entry = report.systems[0]
     assert entry["status"] == "ok"
     assert entry["unit"]["forced"] is True
     assert entry["unit"]["evidence"]["measured"]["unit"] == "nm"
@@ -76,7 +76,7 @@ def test_forcing_a_wrong_unit_does_not_bypass_the_chemistry_checks(
     path = misato_file({"ODD": {"overrides": {"trajectory_coordinates": example_coords / 3.2}}})
     opts = ProcessOptions(frame_dt_ns=0.001, units="angstrom")
     report = preprocess_shard(_refs(path, ["ODD"]), tmp_path / "s.h5", tmp_path / "r.json", opts)
-    assert report["systems"][0]["code"] == "ligand_invalid"
+    assert report.systems[0]["code"] == "ligand_invalid"
 
 
 @pytest.mark.parametrize("scale,unit", [(1.0, "angstrom"), (0.1, "nm")])

@@ -277,9 +277,9 @@ def run_preprocess(a: argparse.Namespace) -> None:
     log.info(
         "%s: %d ok, %d quarantined in %.1f s",
         a.output,
-        report["n_ok"],
-        report["n_quarantined"],
-        report["seconds"],
+        report.n_ok,
+        report.n_quarantined,
+        report.seconds,
     )
 
 
@@ -305,7 +305,7 @@ def run_trunk(a: argparse.Namespace) -> None:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
-    log.info("%s: %d embeddings computed, %d reused", a.shard, index["computed"], index["reused"])
+    log.info("%s: %d embeddings computed, %d reused", a.shard, index.computed, index.reused)
 
 
 def run_manifest(a: argparse.Namespace) -> None:

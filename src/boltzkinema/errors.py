@@ -39,3 +39,7 @@ class SystemRefused(BoltzKinemaError):
 
 class DiskFullError(BoltzKinemaError):
     """A write would not fit, or did not fit, on its filesystem; the temporary file is gone."""
+
+
+class RecordError(BoltzKinemaError):
+    """A record between stages (shard report, trunk index) that this version cannot read."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from boltzkinema.data.shard_report import ShardReport
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.train.state import TrainingState
@@ -51,17 +52,16 @@ def shard(path: Path) -> list[str]:
 
 
 def shard_report(path: Path) -> list[str]:
-    r = json.loads(path.read_text())
+    r = ShardReport.read(path)
     lines = [
         f"shard report {path}",
-        f"{r['n_ok']} of {r['n_systems']} systems processed, {r['n_quarantined']} quarantined "
-        f"({r['seconds']:.1f} s)",
+        f"{r.n_ok} of {r.n_systems} systems processed, {r.n_quarantined} quarantined "
+        f"({r.seconds:.1f} s)",
     ]
-    for e in r["systems"]:
-        if e["status"] != "ok":
-            where = e["file"] + (f" [{e['group']}]" if e.get("group") else "")
-            lines.append(f"  QUARANTINED {e['system_id']} ({e['code']}): {where}: {e['reason']}")
-            lines.append(f"      fix: {e['fix']}")
+    for e in r.quarantined:
+        where = e["file"] + (f" [{e['group']}]" if e.get("group") else "")
+        lines.append(f"  QUARANTINED {e['system_id']} ({e['code']}): {where}: {e['reason']}")
+        lines.append(f"      fix: {e['fix']}")
     return lines
 
 

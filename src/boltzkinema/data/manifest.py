@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -10,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from boltzkinema.data.shard_report import ShardReport
 from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences
 from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.trunk.shard_index import TrunkIndex
 from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
@@ -71,21 +72,19 @@ def build_manifest(
     trunk: dict[str, dict[str, Any]] = {}
     refused: dict[str, str] = {}
     for path in trunk_indices:
-        index = json.loads(Path(path).read_text())
-        trunk.update(index["systems"])
-        refused.update(index.get("quarantined", {}))
+        index = TrunkIndex.read(path)
+        trunk.update(index.systems)
+        refused.update(index.quarantined)
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for path in sorted(map(str, reports)):
-        report = json.loads(Path(path).read_text())
+        report = ShardReport.read(path)
         shard_rel = _inside(
             results_root,
-            os.path.relpath(Path(path).with_name(report["shard"]), results_root),
+            os.path.relpath(Path(path).with_name(report.shard), results_root),
             "shard",
         )
-        for entry in report["systems"]:
-            if entry["status"] != "ok":
-                continue
+        for entry in report.ok:
             sid = entry["system_id"]
             if sid in seen:
                 raise ManifestError(
@@ -106,7 +105,7 @@ def build_manifest(
             rows.append(
                 {
                     "system_id": sid,
-                    "dataset": report["dataset"],
+                    "dataset": report.dataset,
                     "format": entry.get("format") or extra.get("format") or "",
                     "source": entry["file"],
                     "group": entry["group"],

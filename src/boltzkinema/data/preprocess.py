@@ -7,20 +7,19 @@ temporary names and renamed at the end, so a crash never leaves a valid-looking 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from boltzkinema.data.process import ProcessOptions, process
+from boltzkinema.data.shard_report import ShardReport
 from boltzkinema.data.store import ShardWriter
 from boltzkinema.errors import BoltzKinemaError, InputError
 from boltzkinema.io import atlas, mdcath, mdtraj_files, misato
 from boltzkinema.io.listing import check_listed
 from boltzkinema.io.system import RawSystem, SystemRef
 from boltzkinema.progress import track
-from boltzkinema.util import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def preprocess_shard(
     strict: bool = False,
     qm_path: str | None = None,
     peptide_ligand_max_residues: int = 20,
-) -> dict[str, Any]:
+) -> ShardReport:
     """Process every system of a shard; return the report (also written to ``report``)."""
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -121,15 +120,15 @@ def preprocess_shard(
                 f"{first['file']} [{first['group'] or first['system_id']}]: {first['reason']}. "
                 f"Fix: {first['fix']} (or set strict: false to skip such systems)"
             )
-    result = {
-        "dataset": dataset,
-        "shard": Path(output).name,
-        "n_systems": len(refs),
-        "n_ok": len(entries) - len(quarantined),
-        "n_quarantined": len(quarantined),
-        "seconds": round(time.perf_counter() - started, 3),
-        "options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
-        "systems": entries,
-    }
-    atomic_write_text(report, json.dumps(result, indent=1, default=str) + "\n")
+    result = ShardReport(
+        dataset=dataset,
+        shard=Path(output).name,
+        n_systems=len(refs),
+        n_ok=len(entries) - len(quarantined),
+        n_quarantined=len(quarantined),
+        seconds=round(time.perf_counter() - started, 3),
+        options={k: getattr(opts, k) for k in opts.__dataclass_fields__},
+        systems=entries,
+    )
+    result.write(report)
     return result

@@ -22,7 +22,8 @@ from boltzkinema.data.store import ShardReader
 from boltzkinema.errors import SystemRefused
 from boltzkinema.progress import track
 from boltzkinema.trunk.backend import TrunkBackend, TrunkEmbedding
-from boltzkinema.util import atomic_output, atomic_write_text
+from boltzkinema.trunk.shard_index import TrunkIndex
+from boltzkinema.util import atomic_output
 
 log = logging.getLogger(__name__)
 TENSORS = ("s_inputs", "s_trunk", "z_trunk")
@@ -142,7 +143,7 @@ def build_trunk_cache(
     embeddings_dir: str | Path,
     backend: TrunkBackend,
     results_root: str | Path,
-) -> dict[str, Any]:
+) -> TrunkIndex:
     """Embed every unique topology of a shard (reusing valid entries) and write the shard index.
 
     A system the backend refuses (:class:`SystemRefused`) is listed under ``quarantined`` with
@@ -192,15 +193,15 @@ def build_trunk_cache(
                 "computed": fresh,
             }
             log.info("[%d/%d] %s: %s %s", i, len(ids), sid, "computed" if fresh else "reused", key)
-    index = {
-        "backend": backend.name,
-        "version": backend.version,
-        "params": backend.params(),
-        "shard": os.path.relpath(shard, results_root),
-        "computed": computed,
-        "reused": reused,
-        "systems": systems,
-        "quarantined": quarantined,
-    }
-    atomic_write_text(index_out, json.dumps(index, indent=1) + "\n")
+    index = TrunkIndex(
+        backend=backend.name,
+        backend_version=backend.version,
+        params=backend.params(),
+        shard=os.path.relpath(shard, results_root),
+        computed=computed,
+        reused=reused,
+        systems=systems,
+        quarantined=quarantined,
+    )
+    index.write(index_out)
     return index
