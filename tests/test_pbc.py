@@ -82,3 +82,16 @@ def _ligand_start():
 
     with h5py.File(EXAMPLE_MISATO) as f:
         return f[EXAMPLE_GROUP]["molecules_begin_atom_index"][()][-1]
+
+
+def test_molecule_centres_agree_between_the_dense_and_the_sparse_product(monkeypatch):
+    from boltzkinema.data import pbc
+
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(5, 40, 3)) * 10
+    labels = np.repeat(np.arange(4), 10)
+    dense = pbc._centroids(xyz, labels, 4)
+    monkeypatch.setattr(pbc, "DENSE_CENTROIDS", 0)
+    sparse = pbc._centroids(xyz, labels, 4)
+    np.testing.assert_allclose(dense, sparse, atol=1e-12)
+    np.testing.assert_allclose(dense[:, 1], xyz[:, 10:20].mean(1), atol=1e-12)

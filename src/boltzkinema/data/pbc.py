@@ -15,6 +15,7 @@ from scipy.sparse.csgraph import breadth_first_order
 from boltzkinema.data.bonds import minimum_image, molecules
 
 BROKEN_BOND_COMPONENT = 4.0
+DENSE_CENTROIDS = 64  # molecules up to which centres are one dense product
 
 
 def _tree_levels(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -42,12 +43,38 @@ def _tree_levels(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.n
 
 
 def _centroids(xyz: np.ndarray, labels: np.ndarray, n_mol: int) -> np.ndarray:
-    """Centre (F, n_mol, 3) of every molecule in every frame (one sparse product)."""
+    """Centre (F, n_mol, 3) of every molecule in every frame.
+
+    A few molecules (a protein and its ligand): one dense product per frame on ``xyz`` as laid
+    out, no copy. Many: one sparse product over atoms-first coordinates.
+    """
     f, n, _ = xyz.shape
     counts = np.bincount(labels, minlength=n_mol).astype(np.float64)
+    if n_mol <= DENSE_CENTROIDS:
+        member = np.zeros((n_mol, n))
+        member[labels, np.arange(n)] = 1.0 / counts[labels]
+        return np.matmul(member, xyz)
     member = coo_matrix((1.0 / counts[labels], (labels, np.arange(n))), shape=(n_mol, n)).tocsr()
     flat = np.ascontiguousarray(np.moveaxis(xyz, 1, 0), dtype=np.float64).reshape(n, f * 3)
     return np.moveaxis((member @ flat).reshape(n_mol, f, 3), 0, 1)
+
+
+def _bond_vectors(xyz: np.ndarray, bonds: np.ndarray) -> np.ndarray:
+    """(F, B, 3) vectors from each bond's first atom to its second, in ``xyz``'s precision.
+
+    np.take along the atom axis: the same gather as xyz[:, idx], about 4x faster.
+    """
+    return np.take(xyz, bonds[:, 1], axis=1) - np.take(xyz, bonds[:, 0], axis=1)
+
+
+def _intact_bonds(xyz: np.ndarray, bonds: np.ndarray) -> np.ndarray:
+    """(F, B) True where no component of a bond exceeds BROKEN_BOND_COMPONENT.
+
+    Gathered in float32, about 6x faster than in float64 (float32 resolves 1e-5 Å at 100 Å,
+    far below the 4 Å threshold); the largest component without NumPy's slow reduction over 3.
+    """
+    a = np.abs(_bond_vectors(xyz.astype(np.float32, copy=False), bonds))
+    return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) < BROKEN_BOND_COMPONENT
 
 
 def _nearest_intact(intact: np.ndarray) -> np.ndarray:
@@ -74,11 +101,9 @@ def infer_box(
     """
     samples: list[list[float]] = [[], [], []]
     if len(bonds):
-        # np.take along the atom axis: the same gather as xyz[:, idx], about 4x faster.
-        v = np.take(xyz, bonds[:, 1], axis=1) - np.take(xyz, bonds[:, 0], axis=1)  # (F, B, 3)
-        a = np.abs(v)  # the largest component, without NumPy's slow reduction over 3 values:
-        intact = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]) < BROKEN_BOND_COMPONENT
+        intact = _intact_bonds(xyz, bonds)
         if not intact.all():  # the common case, a whole molecule in every frame, costs no more
+            v = _bond_vectors(xyz, bonds)
             ref = v[_nearest_intact(intact), np.arange(len(bonds))[None, :]]
             for axis in range(3):
                 d = np.abs(v[..., axis] - ref[..., axis])

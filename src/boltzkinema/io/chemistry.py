@@ -242,6 +242,14 @@ def element_symbol(z: int) -> str:
     return str(_PT.GetElementSymbol(int(z)))
 
 
+def element_symbols(numbers: np.ndarray) -> np.ndarray:
+    """Element symbol per atomic number, "X" outside 1-118: one lookup per distinct number,
+    not per atom."""
+    distinct, inverse = np.unique(np.asarray(numbers, dtype=np.int64), return_inverse=True)
+    table = np.array([element_symbol(z) if 0 < z < 119 else "X" for z in distinct.tolist()], str)
+    return table[inverse.reshape(-1)]
+
+
 def covalent_radii(elements: np.ndarray) -> np.ndarray:
     """Covalent radii in Å for an array of element symbols (RDKit's table)."""
     table = {e: float(_PT.GetRcovalent(atomic_number(e))) for e in set(elements.tolist())}

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from boltzkinema.errors import InputError
-from boltzkinema.io.chemistry import element_symbol
+from boltzkinema.io.chemistry import element_symbols
 from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
 
@@ -168,7 +168,7 @@ def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, int] | N
         bonds = np.asarray(g["atom_properties/bonds"][()])
         charge = round(float(g["mol_properties/total_charge"][()]))
     pairs = np.sort(bonds[:, :2].astype(np.int64), axis=1)
-    elements = np.array([element_symbol(z) for z in numbers])
+    elements = element_symbols(numbers)
     return elements, np.unique(pairs, axis=0), charge
 
 
@@ -223,7 +223,7 @@ def load(
             "the topology arrays disagree; re-export the group",
             code="topology_mismatch",
         )
-    elements = np.array([element_symbol(z) if 0 < z < 119 else "X" for z in numbers])
+    elements = element_symbols(numbers)
     unknown = np.flatnonzero(elements == "X")
     if len(unknown):
         raise InputError(
@@ -233,8 +233,10 @@ def load(
             code="unknown_element",
         )
     known = code_tables()["atoms_residue_map"]
-    unknown = [i for i, c in enumerate(res_codes) if str(int(c)) not in known]
-    if unknown:
+    codes, inverse = np.unique(res_codes, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    unknown = np.flatnonzero(~np.isin(inverse, [i for i, c in enumerate(codes) if str(c) in known]))
+    if len(unknown):
         raise InputError(
             f"{len(unknown)} atoms with a residue code MISATO does not define (atoms_residue "
             f"{int(res_codes[unknown[0]])} at atom {unknown[0]})",
@@ -242,7 +244,7 @@ def load(
             "format 'mdtraj'",
             code="unknown_residue",
         )
-    resnames = np.array([residue_name(c) for c in res_codes])
+    resnames = np.array([residue_name(c) for c in codes.tolist()], str)[inverse]
 
     cuts = sorted({int(b) for b in begins if 0 <= b < n} | {0})
     bounds = [(a, b) for a, b in zip(cuts, [*cuts[1:], n], strict=True) if b > a]
