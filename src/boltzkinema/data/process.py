@@ -348,7 +348,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     remap2[sel] = np.arange(len(sel))
     b = remap2[bonds]
     bonds = b[(b >= 0).all(axis=1)].astype(np.int32).reshape(-1, 2)
-    xyz = xyz[:, sel]
+    xyz = np.take(xyz, sel, axis=1)  # frames-first in memory, as above
     atoms = sol[sel]
     mol_type = mol_sol[sel].astype(np.int8)
 
