@@ -40,7 +40,7 @@ from boltzkinema.evaluate.pooled import Ensemble, ensemble_row, phi_psi
 from boltzkinema.sample.job import reference_at
 
 REPO = Path(__file__).resolve().parents[1]
-ALA = "peptides.ala2"
+ALA = "alanine.ala2"
 STAGES = ("train", "sample", "evaluate")
 
 

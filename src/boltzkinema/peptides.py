@@ -38,6 +38,7 @@ NOTES = (
 )
 ONE_TO_THREE = {
     "A": "ALA", "G": "GLY", "V": "VAL", "S": "SER", "F": "PHE", "N": "ASN", "K": "LYS", "P": "PRO",
+    "L": "LEU", "T": "THR", "D": "ASP", "Q": "GLN", "E": "GLU", "Y": "TYR", "W": "TRP", "M": "MET",
 }  # fmt: skip
 
 
@@ -86,6 +87,17 @@ PEPTIDE_BATCHES: tuple[PeptideBatch, ...] = (
     # baseline (another trajectory under the same conditions).
     PeptideBatch(
         "replicas", (PeptideRun("phe2_R2", "F", 301), PeptideRun("asn2_R2", "N", 302)), 3000, seed=3
+    ),
+    # More side chains to learn from, among them the held-out ones' chemical neighbours
+    # (Tyr and Trp beside Phe; Asp and Gln beside Asn), none of them held out.
+    PeptideBatch(
+        "more",
+        tuple(
+            PeptideRun(f"{ONE_TO_THREE[a].lower()}2_R1", a, 400 + i)
+            for i, a in enumerate("LTDQEYWM")
+        ),
+        3000,
+        seed=4,
     ),
 )
 
@@ -248,11 +260,21 @@ def build_peptides(
             name = peptide_name(sequence)
             write_atlas(output / name, name, [mdtraj.load(str(p)) for p in paths])
     output.mkdir(parents=True, exist_ok=True)
-    (output / "PROVENANCE.md").write_text(provenance(work))
+    note = output / "PROVENANCE.md"
+    earlier = note.read_text() if note.exists() else ""
+    with atomic_output(note) as tmp:
+        tmp.write_text(provenance(work, earlier))
 
 
-def provenance(work: Path) -> str:
-    """A Markdown note of how every peptide trajectory was made (with its measured speed)."""
+def provenance(work: Path, earlier: str = "") -> str:
+    """A Markdown note of how every peptide trajectory was made (with its measured speed).
+
+    A run simulated by an earlier call (no JSON in ``work``) keeps its row from ``earlier``, the
+    note that call wrote, so that adding a batch does not lose the others' measured speeds.
+    """
+    earlier_rows = {
+        line.split("|")[1].strip(): line for line in earlier.splitlines() if line.startswith("| ")
+    }
     lines = [
         "# Provenance of the peptide MD",
         "",
@@ -273,6 +295,9 @@ def provenance(work: Path) -> str:
         dt_ps = batch.steps_per_frame * batch.timestep_fs / 1000
         for run in batch.runs:
             meta_path = work / f"{run.name}.json"
+            if not meta_path.exists() and run.name in earlier_rows:
+                lines.append(earlier_rows[run.name])
+                continue
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
             speed = meta.get("ns_per_day_per_core")
             lines.append(
