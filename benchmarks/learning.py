@@ -16,6 +16,11 @@ times OpenMM on the same peptide for generated-ns-per-second. Run::
 
     .venv/bin/python benchmarks/learning.py            # the whole workflow, then the tables
     .venv/bin/python benchmarks/learning.py --no-run   # tables from an existing run
+    .venv/bin/python benchmarks/learning.py --seed 1   # the same with every seed 1, own folder
+    .venv/bin/python benchmarks/learning.py --summarise results/peptides results/peptides_seed1
+
+``--summarise`` reads the ``learning/table.json`` of finished runs (one per seed) and prints each
+model number as mean and spread over the seeds, and in how many seeds each target is met.
 """
 
 from __future__ import annotations
@@ -254,6 +259,35 @@ def sample_seconds(results: Path, sid: str) -> float:
     return float(pd.read_csv(files[0], sep="\t")["s"].iloc[0])
 
 
+def seeded(cfg: dict, seed: int) -> dict:
+    """``cfg`` with the train, sample and evaluate seeds set to ``seed`` and results of its own
+    (``{results}_seed{seed}``), so that runs of several seeds sit side by side."""
+    out = {**cfg, "results": f"{cfg['results']}_seed{seed}"}
+    for stage in ("train", "sample", "evaluate"):
+        out[stage] = {**cfg.get(stage, {}), "seed": seed}
+    return out
+
+
+def summarise(reports: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (system, metric) the model's value in each run with mean and spread (max − min), and
+    per target in how many runs it is met. ``reports`` are ``table.json`` contents, one per seed."""
+    rows = {}
+    for name in reports[0]["tables"]:
+        for metric in reports[0]["tables"][name]["model"]:
+            values = [float(r["tables"][name]["model"][metric]) for r in reports]
+            rows[(name, metric)] = {
+                **{f"run {i}": v for i, v in enumerate(values)},
+                "mean": float(np.mean(values)),
+                "spread": float(np.max(values) - np.min(values)),
+            }
+    met: dict[str, int] = {}
+    for r in reports:
+        for t in r["targets"]:
+            met[t["target"]] = met.get(t["target"], 0) + bool(t["met"])
+    targets = pd.DataFrame({"met in": {k: f"{v} of {len(reports)}" for k, v in met.items()}})
+    return pd.DataFrame(rows).T, targets
+
+
 def learning_html(report: dict) -> str:
     """The benchmark's tables and targets as an HTML fragment for the run's report."""
     parts = [
@@ -276,10 +310,25 @@ def main() -> None:
     p.add_argument("--config", default=str(REPO / "config" / "peptides.yaml"))
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--no-run", action="store_true", help="analyse an existing run")
+    p.add_argument("--seed", type=int, help="set every seed to this, results in {results}_seed{N}")
+    p.add_argument("--summarise", nargs="+", metavar="RESULTS", help="finished runs to combine")
     a = p.parse_args()
+    if a.summarise:
+        reports = [
+            json.loads((Path(r) / "learning" / "table.json").read_text()) for r in a.summarise
+        ]
+        values, targets = summarise(reports)
+        print(values.to_markdown(floatfmt=".3g"), "", targets.to_markdown(), sep="\n")
+        return
     cfg = yaml.safe_load(Path(a.config).read_text())
+    config = Path(a.config)
+    if a.seed is not None:
+        cfg = seeded(cfg, a.seed)
+        config = REPO / cfg["results"] / "config.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     results = REPO / cfg["results"]
-    wall = float("nan") if a.no_run else run_workflow(Path(a.config), a.cores)
+    wall = float("nan") if a.no_run else run_workflow(config, a.cores)
     run_dir = results / "runs" / cfg["train"]["run"]
     out = results / "learning"
     figures = run_dir / "eval" / "figures"

@@ -83,3 +83,24 @@ def test_validity_at_mds_own_level_matches_a_static_copy_of_an_md_frame(learning
     assert failed(learning, table(clashes_per_frame=0.1)) == [
         "phe2 clashes_per_frame better than static"
     ]
+
+
+def test_seeds_are_summarised_as_mean_and_spread_with_targets_met_per_run(learning):
+    def report(beta: float, met: bool) -> dict:
+        return {
+            "tables": {"ala2": {"model": {"pop_beta": beta}}},
+            "targets": [{"target": "beta population within 0.05", "met": met}],
+        }
+
+    values, targets = learning.summarise([report(0.645, True), report(0.682, False)])
+    row = values.loc[("ala2", "pop_beta")]
+    assert row["mean"] == pytest.approx(0.6635) and row["spread"] == pytest.approx(0.037)
+    assert targets.loc["beta population within 0.05", "met in"] == "1 of 2"
+
+
+def test_a_seeded_run_sets_every_seed_and_gets_its_own_results(learning):
+    cfg = {"results": "results/peptides", "train": {"seed": 0, "steps": 4}, "sample": {}}
+    out = learning.seeded(cfg, 1)
+    assert out["results"] == "results/peptides_seed1"
+    assert [out[s]["seed"] for s in ("train", "sample", "evaluate")] == [1, 1, 1]
+    assert out["train"]["steps"] == 4 and cfg["train"]["seed"] == 0
