@@ -70,19 +70,23 @@ class PeptideBatch:
     equilibration_steps: int = 25_000
 
 
+def peptide_name(sequence: str) -> str:
+    """Folder and topology name of a capped peptide: ``ala2`` for ACE-ALA-NME."""
+    return "".join(ONE_TO_THREE[aa].lower() for aa in sequence) + "2"
+
+
+def first_replicas(residues: str, first_seed: int) -> tuple[PeptideRun, ...]:
+    """Replica R1 of the capped dipeptide of each residue, seeds counting up from first_seed."""
+    return tuple(
+        PeptideRun(f"{peptide_name(a)}_R1", a, first_seed + i) for i, a in enumerate(residues)
+    )
+
+
 PEPTIDE_BATCHES: tuple[PeptideBatch, ...] = (
     PeptideBatch(
         "ala2", tuple(PeptideRun(f"ala2_R{k}", "A", 100 + k) for k in range(1, 7)), 5000, seed=1
     ),
-    PeptideBatch(
-        "others",
-        tuple(
-            PeptideRun(f"{ONE_TO_THREE[a].lower()}2_R1", a, 200 + i)
-            for i, a in enumerate("GVSFNKP")
-        ),
-        3000,
-        seed=2,
-    ),
+    PeptideBatch("others", first_replicas("GVSFNKP", 200), 3000, seed=2),
     # Second replicas of the peptides the benchmark holds out, so that they have a replica
     # baseline (another trajectory under the same conditions).
     PeptideBatch(
@@ -90,21 +94,8 @@ PEPTIDE_BATCHES: tuple[PeptideBatch, ...] = (
     ),
     # More side chains to learn from, among them the held-out ones' chemical neighbours
     # (Tyr and Trp beside Phe; Asp and Gln beside Asn), none of them held out.
-    PeptideBatch(
-        "more",
-        tuple(
-            PeptideRun(f"{ONE_TO_THREE[a].lower()}2_R1", a, 400 + i)
-            for i, a in enumerate("LTDQEYWM")
-        ),
-        3000,
-        seed=4,
-    ),
+    PeptideBatch("more", first_replicas("LTDQEYWM", 400), 3000, seed=4),
 )
-
-
-def peptide_name(sequence: str) -> str:
-    """Folder and topology name of a capped peptide: ``ala2`` for ACE-ALA-NME."""
-    return "".join(ONE_TO_THREE[aa].lower() for aa in sequence) + "2"
 
 
 def capped_peptide_pdb(sequence: str) -> str:

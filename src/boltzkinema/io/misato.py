@@ -235,7 +235,8 @@ def load(
     known = code_tables()["atoms_residue_map"]
     codes, inverse = np.unique(res_codes, return_inverse=True)
     inverse = inverse.reshape(-1)
-    unknown = np.flatnonzero(~np.isin(inverse, [i for i, c in enumerate(codes) if str(c) in known]))
+    defined = np.array([str(c) in known for c in codes.tolist()], dtype=bool)
+    unknown = np.flatnonzero(~defined[inverse])
     if len(unknown):
         raise InputError(
             f"{len(unknown)} atoms with a residue code MISATO does not define (atoms_residue "
