@@ -7,7 +7,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "src/boltzkinema/config.schema.yaml")
 
 # A preset on top of config/config.yaml may run only its own datasets (e.g. config/peptides.yaml).
 if config["only_datasets"]:

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -293,7 +293,7 @@ def _strict_mode(tmp: Path) -> Seen:
     refs = misato.discover("m", [str(md)])
     msg = _raises(
         StrictModeError,
-        lambda: preprocess_shard(refs, tmp / "s.h5", tmp / "r.json", OPTS, strict=True),
+        lambda: preprocess_shard(refs, tmp / "s.h5", tmp / "r.json", replace(OPTS, strict=True)),
     )
     assert not any(tmp.glob("s.h5*")) and not (tmp / "r.json").exists()
     return Seen(msg, (str(md), "NAN", "Fix:", "strict: false"))

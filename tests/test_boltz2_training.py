@@ -31,6 +31,7 @@ from boltzkinema.model.boltz2_weights import (
 )
 from boltzkinema.model.frames import is_added_parameter
 from boltzkinema.sample.job import SampleConfig, run_sampling
+from boltzkinema.settings import SCHEMA_FILE
 from boltzkinema.train.checkpoint import resolve_checkpoint
 from boltzkinema.train.loop import TrainConfig, Trainer
 from boltzkinema.trunk.boltz2_atoms import diffusion_features, match_atoms
@@ -272,7 +273,7 @@ def test_config_schema_knows_both_architectures(model, ok):
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["train"]["model"] = model
-    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    schema = str(SCHEMA_FILE)
     if ok:
         validate(cfg, schema)
     else:

@@ -29,6 +29,7 @@ from safetensors.numpy import load_file
 
 from boltzkinema.data.store import ProcessedSystem, ShardReader, ShardWriter
 from boltzkinema.errors import BoltzKinemaError, ConfigError
+from boltzkinema.settings import SCHEMA_FILE
 from boltzkinema.trunk.backend import get_backend
 from boltzkinema.trunk.boltz2_features import (
     FEATURE_DTYPES,
@@ -296,7 +297,7 @@ def test_config_schema_knows_the_boltz2_options(trunk, ok):
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["trunk"] = trunk
-    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    schema = str(SCHEMA_FILE)
     if ok:
         validate(cfg, schema)
         assert cfg["trunk"]["c_s"] == 384

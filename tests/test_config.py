@@ -10,9 +10,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from boltzkinema.settings import SCHEMA_FILE
 from conftest import REPO
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = str(SCHEMA_FILE)
 
 
 @pytest.fixture

@@ -19,10 +19,18 @@ from snakemake.utils import validate
 from boltzkinema.data.process import ProcessOptions, process
 from boltzkinema.errors import InputError
 from boltzkinema.io import mdcath, misato
-from boltzkinema.io.system import SystemRef
+from boltzkinema.io.system import RawSystem, SystemRef
+from boltzkinema.settings import SCHEMA_FILE
 from conftest import REPO
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+def load_misato(ref: misato.SystemRef, **kw) -> RawSystem:
+    """misato.load with the config's default peptide-ligand size."""
+    limit = ProcessOptions().peptide_ligand_max_residues
+    return misato.load(ref, peptide_ligand_max_residues=limit, **kw)
+
+
+SCHEMA = str(SCHEMA_FILE)
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 # FUZZ_EXAMPLES=2000 for a longer hunt; CI runs a fixed (derandomised) sample so it is stable.
 FUZZ = settings(
@@ -97,7 +105,7 @@ def test_misato_reader_fails_only_with_input_errors(
             )
         ref = SystemRef("f.FUZZ", "misato", str(path), group="FUZZ")
         try:
-            process(misato.load(ref), ProcessOptions(frame_dt_ns=0.08))
+            process(load_misato(ref), ProcessOptions(frame_dt_ns=0.08))
         except InputError as exc:
             assert exc.reason and exc.fix and exc.code
 
@@ -143,7 +151,7 @@ def test_fuzzing_is_not_vacuous():
     """The strategies above do reach both outcomes: accepted systems and quarantined ones."""
     with pytest.raises(InputError):
         process(
-            misato.load(
+            load_misato(
                 SystemRef(
                     "e",
                     "misato",

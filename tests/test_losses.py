@@ -20,6 +20,16 @@ from boltzkinema.train.losses import (
     total_loss,
 )
 
+W = LossWeights()
+
+
+def lddt(pred: torch.Tensor, batch: dict, chunk: int = W.chunk) -> torch.Tensor:
+    return smooth_lddt_loss(pred, batch, W.lddt_cutoff, chunk)
+
+
+def flexibility(pred: torch.Tensor, batch: dict) -> torch.Tensor:
+    return flexibility_loss(pred, batch, W.lddt_cutoff, W.chunk)
+
 
 def item(m: int = 40, t: int = 4, seed: int = 0, n_lig: int = 5) -> dict:
     rng = np.random.default_rng(seed)
@@ -58,8 +68,8 @@ def _noisy(batch: dict, scale: float = 1.0, seed: int = 1) -> torch.Tensor:
 TERMS = [
     lambda p, b: structure_loss(p, b, 16.0),
     bond_loss,
-    smooth_lddt_loss,
-    flexibility_loss,
+    lddt,
+    flexibility,
     ligand_centre_loss,
     chirality_loss,
 ]
@@ -83,8 +93,8 @@ def test_perfect_prediction_scores_best():
     exact = batch["coords"].clone()
     assert structure_loss(exact, batch, 16.0) < 1e-8
     assert bond_loss(exact, batch) < 1e-10
-    assert flexibility_loss(exact, batch) < 1e-4
-    assert smooth_lddt_loss(exact, batch) < smooth_lddt_loss(_noisy(batch), batch)
+    assert flexibility(exact, batch) < 1e-4
+    assert lddt(exact, batch) < lddt(_noisy(batch), batch)
 
 
 def test_structure_loss_ignores_a_rigid_motion_of_the_prediction():
@@ -111,9 +121,7 @@ def test_bond_loss_counts_only_real_bonds():
 def test_lddt_in_chunks_equals_one_chunk():
     batch = collate([item(m=70)])
     pred = _noisy(batch)
-    assert torch.allclose(
-        smooth_lddt_loss(pred, batch, chunk=16), smooth_lddt_loss(pred, batch, chunk=512)
-    )
+    assert torch.allclose(lddt(pred, batch, chunk=16), lddt(pred, batch, chunk=512))
 
 
 def test_stereo_centres_are_atoms_with_three_bonded_neighbours():
@@ -133,9 +141,7 @@ def test_chirality_loss_sees_a_mirror_image_and_nothing_rigid():
     assert chirality_loss(exact, batch) < 1e-10
     assert chirality_loss(exact @ q + 2.0, batch) < 1e-8
     # Distances cannot tell the mirror image apart; the chirality term can.
-    assert bond_loss(mirror, batch) < 1e-8 and smooth_lddt_loss(mirror, batch) < 1e-3 + (
-        smooth_lddt_loss(exact, batch)
-    )
+    assert bond_loss(mirror, batch) < 1e-8 and lddt(mirror, batch) < 1e-3 + (lddt(exact, batch))
     assert chirality_loss(mirror, batch) > 0.1
 
 
@@ -155,7 +161,7 @@ def test_total_loss_reports_every_term():
 
 def test_losses_make_their_tensors_on_the_batch_device():
     """On a GPU every tensor a loss creates must sit beside the batch (meta stands in here)."""
-    from boltzkinema.train.losses import atom_weights, smooth_lddt_loss
+    from boltzkinema.train.losses import atom_weights
 
     b, t, m = 1, 2, 12
     batch = {
@@ -167,4 +173,4 @@ def test_losses_make_their_tensors_on_the_batch_device():
     }
     assert atom_weights(batch).device.type == "meta"
     pred = torch.zeros(b, t, m, 3, device="meta")
-    assert smooth_lddt_loss(pred, batch, chunk=5).device.type == "meta"
+    assert lddt(pred, batch, chunk=5).device.type == "meta"

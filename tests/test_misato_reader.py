@@ -7,7 +7,15 @@ import pytest
 
 from boltzkinema.data.process import ProcessOptions, process
 from boltzkinema.io import misato
+from boltzkinema.io.system import RawSystem
 from conftest import EXAMPLE_GROUP, EXAMPLE_MISATO, MISATO_FIXTURES
+
+
+def load_misato(ref: misato.SystemRef, **kw) -> RawSystem:
+    """misato.load with the config's default peptide-ligand size."""
+    limit = ProcessOptions().peptide_ligand_max_residues
+    return misato.load(ref, peptide_ligand_max_residues=limit, **kw)
+
 
 REAL = MISATO_FIXTURES / "inference_from_pdb.hdf5"
 QM = MISATO_FIXTURES / "tiny_qm.hdf5"
@@ -15,7 +23,7 @@ QM = MISATO_FIXTURES / "tiny_qm.hdf5"
 
 @pytest.mark.parametrize("key", ["11gs", "1js0", "1o91", "5oml", "5vvf", "6nij", "7yam"])
 def test_real_topologies_rebuild_one_alpha_carbon_per_residue(key):
-    raw = misato.load(misato.SystemRef(f"m.{key}", "misato", str(REAL), group=key))
+    raw = load_misato(misato.SystemRef(f"m.{key}", "misato", str(REAL), group=key))
     residues = set(zip(raw.chain_ids.tolist(), raw.residue_ids.tolist(), strict=True))
     assert (raw.atom_names == "CA").sum() == len(residues)
     assert (raw.atom_names == "N").sum() >= len(residues) - (raw.residue_names == "ACE").sum()
@@ -28,20 +36,20 @@ def test_real_topologies_rebuild_one_alpha_carbon_per_residue(key):
 
 
 def test_elements_come_from_atomic_numbers_not_the_compact_code():
-    raw = misato.load(misato.SystemRef("m.1js0", "misato", str(REAL), group="1js0"))
+    raw = load_misato(misato.SystemRef("m.1js0", "misato", str(REAL), group="1js0"))
     assert set(raw.elements.tolist()) <= {"C", "N", "O", "S", "H"}
     assert (raw.elements[raw.atom_names == "SG"] == "S").all()
     assert (raw.elements[raw.atom_names == "CA"] == "C").all()
 
 
 def test_empty_last_molecule_is_ignored_with_a_note():
-    raw = misato.load(misato.SystemRef("m.7yam", "misato", str(REAL), group="7yam"))
+    raw = load_misato(misato.SystemRef("m.7yam", "misato", str(REAL), group="7yam"))
     assert len(set(raw.chain_ids.tolist())) == 1
     assert any("empty" in n for n in raw.notes)
 
 
 def test_example_ligand_is_one_token_per_atom_and_sanitises():
-    raw = misato.load(
+    raw = load_misato(
         misato.SystemRef("e.187L", "misato", str(EXAMPLE_MISATO), group=EXAMPLE_GROUP)
     )
     assert raw.ligand_mask.sum() == 18  # p-xylene with hydrogens
@@ -56,7 +64,7 @@ def test_example_ligand_is_one_token_per_atom_and_sanitises():
 
 def test_qm_file_supplies_ligand_bonds_when_its_atoms_match():
     ref = misato.SystemRef("e.187L", "misato", str(EXAMPLE_MISATO), group=EXAMPLE_GROUP)
-    raw = misato.load(ref, qm_path=str(QM))
+    raw = load_misato(ref, qm_path=str(QM))
     assert raw.ligand_bonds is not None
     assert len(raw.ligand_bonds) == 18  # C8H10: 8 ring/methyl C-C + 10 C-H
     _, summary = process(raw, ProcessOptions(frame_dt_ns=0.001))
@@ -64,7 +72,7 @@ def test_qm_file_supplies_ligand_bonds_when_its_atoms_match():
 
 
 def test_last_short_segment_without_mol_atoms_is_a_peptide_ligand(misato_file):
-    raw_full = misato.load(
+    raw_full = load_misato(
         misato.SystemRef("e", "misato", str(EXAMPLE_MISATO), group=EXAMPLE_GROUP)
     )
     protein = ~raw_full.ligand_mask
@@ -82,7 +90,7 @@ def test_last_short_segment_without_mol_atoms_is_a_peptide_ligand(misato_file):
             }
         }
     )
-    raw = misato.load(misato.SystemRef("p", "misato", str(with_codes), group="PEP1"))
+    raw = load_misato(misato.SystemRef("p", "misato", str(with_codes), group="PEP1"))
     assert raw.ligand_mask.sum() == protein.sum() - cut
     assert any("peptide ligand" in n for n in raw.notes)
 

@@ -26,13 +26,13 @@ def frames(system, n: int = 4) -> torch.Tensor:
 
 
 def flips(system, x: torch.Tensor) -> float:
-    held = restraints(system)
+    held = restraints(system, SteeringConfig().pair_cutoff)
     tetra = held.centres[held.handedness != 0].numpy()
     return mt.chirality_flips(x[0].double().numpy(), system.coords[0], tetra)
 
 
 def test_restraints_come_from_the_topology_and_its_reference(ala2):
-    held = restraints(ala2)
+    held = restraints(ala2, SteeringConfig().pair_cutoff)
     assert len(held.bonds) == len(ala2.bonds) and len(held.lengths) == len(ala2.bonds)
     names = [ala2.atom_names[c] for c in held.centres[held.handedness != 0, 0]]
     assert "CA" in names  # alanine's Cα is a stereo centre; carbonyl carbons are planar
@@ -43,7 +43,7 @@ def test_restraints_come_from_the_topology_and_its_reference(ala2):
 
 def test_a_real_structure_costs_nothing_and_is_left_alone(ala2):
     x = frames(ala2, 1)
-    held = restraints(ala2)
+    held = restraints(ala2, SteeringConfig().pair_cutoff)
     assert float(energy(x, held, ON)) == 0.0
     assert torch.equal(steer(x, held, ON), x)
 
@@ -52,14 +52,16 @@ def test_noisy_bonds_come_back_within_their_tolerance(ala2):
     x = frames(ala2)
     noisy = x + 0.15 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     before = bond_length_rmse(noisy[0].double().numpy(), ala2)
-    after = bond_length_rmse(steer(noisy, restraints(ala2), ON)[0].double().numpy(), ala2)
+    after = bond_length_rmse(
+        steer(noisy, restraints(ala2, SteeringConfig().pair_cutoff), ON)[0].double().numpy(), ala2
+    )
     assert before > 0.1 and after < 0.03
 
 
 def test_a_mirror_image_gets_its_handedness_back(ala2):
     x = frames(ala2)
     mirror = x * torch.tensor([-1.0, 1.0, 1.0])
-    held = restraints(ala2)
+    held = restraints(ala2, SteeringConfig().pair_cutoff)
     assert flips(ala2, mirror) == 1.0 and float(energy(mirror, held, ON)) > 0
     fixed = steer(mirror, held, SteeringConfig(chirality=1.0, bonds=1.0, steps=200))
     assert flips(ala2, fixed) == 0.0
@@ -70,7 +72,7 @@ def test_the_sampler_steers_generated_frames_only(ala2):
     x = frames(ala2)
     mirror = x * torch.tensor([-1.0, 1.0, 1.0])
     mask = torch.tensor([[True, False, False, False]])
-    held = restraints(ala2)
+    held = restraints(ala2, SteeringConfig().pair_cutoff)
 
     def denoise(y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return mirror  # a network that always answers with the mirror image

@@ -17,8 +17,16 @@ import threading
 from pathlib import Path
 
 from boltzkinema.errors import BoltzKinemaError
+from boltzkinema.settings import default
 
 log = logging.getLogger("boltzkinema")
+FRACTIONS = (
+    "sequence_identity",
+    "ood_val_fraction",
+    "ood_test_fraction",
+    "id_val_fraction",
+    "id_test_fraction",
+)
 
 
 def _add_index(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +40,7 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
         help="input file, folder (atlas) or glob pattern; repeatable",
     )
     p.add_argument("--topology", help="topology file for format mdtraj")
-    p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=default("preprocess.shard_size"))
     p.add_argument("--output", required=True, help="index JSON to write")
 
 
@@ -45,8 +53,14 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--input", action="append", help="raw input (repeatable), with --format")
     src.add_argument("--topology", help="topology for format mdtraj")
     p.add_argument("--dataset", default="", help="dataset name (default: output folder name)")
-    p.add_argument("--units", choices=["auto", "nm", "angstrom"], default="auto")
-    p.add_argument("--unit-confidence-threshold", type=float, default=0.95)
+    p.add_argument(
+        "--units", choices=["auto", "nm", "angstrom"], default=default("datasets.*.units")
+    )
+    p.add_argument(
+        "--unit-confidence-threshold",
+        type=float,
+        default=default("preprocess.unit_confidence_threshold"),
+    )
     p.add_argument("--frame-dt-ns", type=float, help="frame spacing; default: file or format")
     p.add_argument("--hydrogens", action="store_true", help="keep hydrogens")
     p.add_argument(
@@ -58,12 +72,16 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jump-threshold",
         type=float,
-        default=25.0,
+        default=default("preprocess.jump_threshold_angstrom"),
         help="Å a molecule centre may move between frames before it counts as a "
         "periodic jump (only when no box is stored)",
     )
     p.add_argument("--qm", help="MISATO QM HDF5 with ligand bonds and charges")
-    p.add_argument("--peptide-ligand-max-residues", type=int, default=20)
+    p.add_argument(
+        "--peptide-ligand-max-residues",
+        type=int,
+        default=default("datasets.*.peptide_ligand_max_residues"),
+    )
     p.add_argument("--strict", action="store_true", help="fail instead of quarantining")
     p.add_argument("--output", required=True, help="shard HDF5 to write")
     p.add_argument("--report", required=True, help="report JSON to write")
@@ -74,12 +92,15 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", required=True)
     p.add_argument("--output", required=True, help="shard trunk index JSON")
     p.add_argument("--embeddings", required=True, help="folder of cached embeddings")
-    p.add_argument("--results-root", default="results")
-    p.add_argument("--backend", default="builtin", help="builtin or boltz2")
-    p.add_argument("--c-s", type=int, default=384)
-    p.add_argument("--c-z", type=int, default=128)
+    p.add_argument("--results-root", default=default("results"))
+    p.add_argument("--backend", default=default("trunk.backend"), help="builtin or boltz2")
+    p.add_argument("--c-s", type=int, default=default("trunk.c_s"))
+    p.add_argument("--c-z", type=int, default=default("trunk.c_z"))
     p.add_argument(
-        "--seed", type=int, default=0, help="builtin: projections; boltz2: ligand conformers"
+        "--seed",
+        type=int,
+        default=default("trunk.seed"),
+        help="builtin: projections; boltz2: ligand conformers",
     )
     b = p.add_argument_group("backend boltz2")
     b.add_argument("--boltz2-checkpoint", help="Boltz-2 weights (boltz2_conf.ckpt)")
@@ -88,29 +109,28 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
         help="python of the environment with boltz==2.2.1 "
         "(default: $BOLTZ_PYTHON, else .venv-boltz/bin/python)",
     )
-    b.add_argument("--recycling-steps", type=int, default=3)
-    b.add_argument("--msa", default="single_sequence", choices=["single_sequence"])
-    b.add_argument("--method", default="x-ray diffraction", help="Boltz-2 method conditioning")
-    b.add_argument("--device", default="cpu", help="torch device of the Boltz worker")
-    b.add_argument("--precision", default="32", choices=["32", "bf16-mixed"])
+    b.add_argument("--recycling-steps", type=int, default=default("trunk.recycling_steps"))
+    b.add_argument("--msa", default=default("trunk.msa"), choices=["single_sequence"])
+    b.add_argument("--method", default=default("trunk.method"), help="Boltz-2 method conditioning")
+    b.add_argument(
+        "--device", default=default("trunk.device"), help="torch device of the Boltz worker"
+    )
+    b.add_argument("--precision", default=default("trunk.precision"), choices=["32", "bf16-mixed"])
 
 
 def _add_manifest(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("manifest", help="shard reports + trunk indices -> manifest.parquet")
     p.add_argument("--reports", nargs="+", required=True)
     p.add_argument("--trunk-indices", nargs="+", required=True)
-    p.add_argument("--results-root", default="results")
+    p.add_argument("--results-root", default=default("results"))
     p.add_argument("--output", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sequence-identity", type=float, default=0.3)
-    p.add_argument("--ood-val-fraction", type=float, default=0.1)
-    p.add_argument("--ood-test-fraction", type=float, default=0.1)
-    p.add_argument("--id-val-fraction", type=float, default=0.1)
-    p.add_argument("--id-test-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=default("splits.seed"))
+    for name in FRACTIONS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=default(f"splits.{name}"))
     p.add_argument(
         "--fixed",
         action="append",
-        default=[],
+        default=default("splits.fixed"),
         metavar="GLOB=SPLIT[:ood]",
         help="put the systems matching GLOB in SPLIT (repeatable; wins over the hash)",
     )
@@ -119,7 +139,7 @@ def _add_manifest(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the diffusion model from the manifest")
     p.add_argument("--manifest", required=True)
-    p.add_argument("--results-root", default="results")
+    p.add_argument("--results-root", default=default("results"))
     p.add_argument("--config", required=True, help="train settings (JSON, the config's 'train')")
     p.add_argument("--run-dir", required=True, help="results/runs/{run}")
     p.add_argument("--output", help="file to touch when training finished (for the workflow)")
@@ -133,7 +153,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_resolve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resolve-checkpoint", help="pick a checkpoint by policy")
     p.add_argument("--run-dir", required=True)
-    p.add_argument("--policy", choices=["latest", "best", "explicit"], default="latest")
+    p.add_argument(
+        "--policy", choices=["latest", "best", "explicit"], default=default("checkpoint.policy")
+    )
     p.add_argument("--path", help="checkpoint folder or weights file for policy 'explicit'")
     p.add_argument("--output", required=True, help="checkpoint.json to write")
 
@@ -144,7 +166,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--resolved-checkpoint", required=True, help="checkpoint.json from resolve-checkpoint"
     )
     p.add_argument("--manifest", required=True)
-    p.add_argument("--results-root", default="results")
+    p.add_argument("--results-root", default=default("results"))
     p.add_argument("--system", required=True)
     p.add_argument(
         "--mode", required=True, choices=["forecast", "interpolate", "hierarchical", "unbinding"]
@@ -263,6 +285,8 @@ def run_preprocess(a: argparse.Namespace) -> None:
         default_frame_dt_ns=DEFAULT_FRAME_DT_NS[fmt],
         jump_threshold_angstrom=a.jump_threshold,
         keep_residues=tuple(a.keep_residue),
+        peptide_ligand_max_residues=a.peptide_ligand_max_residues,
+        strict=a.strict,
     )
     report = preprocess_shard(
         refs,
@@ -270,9 +294,7 @@ def run_preprocess(a: argparse.Namespace) -> None:
         a.report,
         opts,
         dataset=dataset,
-        strict=a.strict,
         qm_path=a.qm,
-        peptide_ligand_max_residues=a.peptide_ligand_max_residues,
     )
     log.info(
         "%s: %d ok, %d quarantined in %.1f s",

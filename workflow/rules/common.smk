@@ -39,7 +39,7 @@ def plan_phases():
         try:
             validate(
                 {**config, "phases": [], "train": train},
-                "../schemas/config.schema.yaml",
+                "../../src/boltzkinema/config.schema.yaml",
             )
         except WorkflowError as exc:
             raise WorkflowError(
@@ -97,16 +97,16 @@ def index_args(dataset):
 def preprocess_args(dataset):
     cfg = dataset_cfg(dataset)
     args = [
-        f"--units {cfg.get('units', 'auto')}",
+        f"--units {cfg['units']}",
         f"--unit-confidence-threshold {PRE['unit_confidence_threshold']}",
         f"--jump-threshold {PRE['jump_threshold_angstrom']}",
-        f"--peptide-ligand-max-residues {cfg.get('peptide_ligand_max_residues', 20)}",
+        f"--peptide-ligand-max-residues {cfg['peptide_ligand_max_residues']}",
     ]
-    if "frame_dt_ns" in cfg:
+    if cfg["frame_dt_ns"] is not None:
         args.append(f"--frame-dt-ns {cfg['frame_dt_ns']}")
     if cfg.get("hydrogens", PRE["hydrogens"]):
         args.append("--hydrogens")
-    args += [f"--keep-residue {q(name)}" for name in cfg.get("keep_residues", [])]
+    args += [f"--keep-residue {q(name)}" for name in cfg["keep_residues"]]
     if PRE["strict"]:
         args.append("--strict")
     if "qm" in cfg:
@@ -228,7 +228,7 @@ def fixed_split_args():
     """``--fixed`` options of the hand-chosen splits (splits.fixed), each shell-quoted."""
     specs = [
         f"{f['systems']}={f['split']}{':ood' if f.get('ood') else ''}"
-        for f in config["splits"].get("fixed", [])
+        for f in config["splits"]["fixed"]
     ]
     return " ".join(f"--fixed {q(s)}" for s in specs)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from boltzkinema.data.pose import POSES, Pose
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io.chemistry import MolType
+from boltzkinema.settings import settings
 
 # Extra features of a whole system (given its trunk entry): ``atom.*`` arrays with one row per
 # atom and ``token.*`` arrays with one row per token; items crop them like everything else.
@@ -41,19 +42,19 @@ SystemFeatures = Callable[[ProcessedSystem, Path], dict[str, np.ndarray]]
 SAME_STRUCTURE_RMSD = 0.01
 
 
-@dataclass(frozen=True)
+@settings("train.segments", seed="train.seed", tasks=TaskConfig)
 class SegmentConfig:
     """How training windows are drawn."""
 
-    n_frames: int = 8
-    dataset_weights: dict[str, float] = field(default_factory=dict)
-    dt_ns: dict[str, tuple[float, float]] = field(default_factory=dict)
-    max_atoms: int = 1024
-    max_tokens: int = 256
-    seed: int = 0
-    tasks: TaskConfig = field(default_factory=TaskConfig)
+    n_frames: int
+    dataset_weights: dict[str, float]
+    dt_ns: dict[str, tuple[float, float]]
+    max_atoms: int
+    max_tokens: int
+    seed: int
+    tasks: TaskConfig
     # How each window is turned (data/pose.py): random, reference or backbone.
-    pose: str = "random"
+    pose: str
 
     def __post_init__(self) -> None:
         if self.pose not in POSES:

@@ -13,26 +13,26 @@ where sampling starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from boltzkinema.settings import settings
 
 TASKS = ("forecast", "interpolate", "equilibrium")
 MIN_INTERPOLATION_FRAMES = 3
 
 
-@dataclass(frozen=True)
+@settings("train.tasks")
 class TaskConfig:
-    probabilities: dict[str, float] = field(
-        default_factory=lambda: {"forecast": 0.5, "interpolate": 0.3, "equilibrium": 0.2}
-    )
-    max_history: int = 3
-    sigma_data: float = 16.0
-    p_mean: float = -1.2
-    p_std: float = 1.5
-    shared_sigma: bool = True
+    """The ``train.tasks`` section: which task each window trains, and its noise levels."""
+
+    probabilities: dict[str, float]
+    max_history: int
+    sigma_data: float
+    p_mean: float
+    p_std: float
+    shared_sigma: bool
     # Std (Å) of Gaussian noise on the given frames' coordinates (inputs only; no loss there).
-    given_noise: float = 0.0
+    given_noise: float
 
     def __post_init__(self) -> None:
         unknown = set(self.probabilities) - set(TASKS)

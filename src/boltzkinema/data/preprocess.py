@@ -35,9 +35,7 @@ class StrictModeError(BoltzKinemaError):
     """A system was quarantined while ``strict`` is on."""
 
 
-def load_raw(
-    ref: SystemRef, qm_path: str | None = None, peptide_ligand_max_residues: int = 20
-) -> RawSystem:
+def load_raw(ref: SystemRef, qm_path: str | None, *, peptide_ligand_max_residues: int) -> RawSystem:
     """Read one system with the reader of its format."""
     check_listed(ref)
     if ref.format == "misato":
@@ -72,9 +70,7 @@ def preprocess_shard(
     opts: ProcessOptions,
     *,
     dataset: str = "",
-    strict: bool = False,
     qm_path: str | None = None,
-    peptide_ligand_max_residues: int = 20,
 ) -> ShardReport:
     """Process every system of a shard; return the report (also written to ``report``)."""
     entries: list[dict[str, Any]] = []
@@ -84,7 +80,9 @@ def preprocess_shard(
         for i, ref in enumerate(shown, start=1):
             t0 = time.perf_counter()
             try:
-                raw = load_raw(ref, qm_path, peptide_ligand_max_residues)
+                raw = load_raw(
+                    ref, qm_path, peptide_ligand_max_residues=opts.peptide_ligand_max_residues
+                )
                 system, summary = process(raw, opts)
                 writer.add(system)
                 entries.append(
@@ -113,7 +111,7 @@ def preprocess_shard(
                 status = f"QUARANTINED (unreadable): {err.located(ref.path, ref.group)}"
             log.info("[%d/%d] %s: %s", i, len(refs), ref.system_id, status)
         quarantined = [e for e in entries if e["status"] != "ok"]
-        if strict and quarantined:
+        if opts.strict and quarantined:
             first = quarantined[0]
             raise StrictModeError(
                 f"strict mode: {len(quarantined)} of {len(refs)} systems quarantined; first: "

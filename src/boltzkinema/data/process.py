@@ -4,7 +4,7 @@ superposition, tokens and a topology hash. Pure: no files touched here."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,21 +18,35 @@ from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import MolType, atomic_number, one_letter, residue_mol_type
 from boltzkinema.io.system import RawSystem
 from boltzkinema.io.units import UnitDecision, detect_unit, forced_unit
+from boltzkinema.settings import settings
 
 _POLYMER = (MolType.PROTEIN, MolType.DNA, MolType.RNA)
 
 
-@dataclass(frozen=True)
+@settings(
+    "preprocess",
+    units="datasets.*.units",
+    peptide_ligand_max_residues="datasets.*.peptide_ligand_max_residues",
+    frame_dt_ns="datasets.*.frame_dt_ns",
+    default_frame_dt_ns="datasets.*.frame_dt_ns",
+    keep_residues="datasets.*.keep_residues",
+)
 class ProcessOptions:
-    """What a dataset's config says about processing its systems."""
+    """What a dataset's config says about processing its systems (the ``preprocess`` section
+    with the dataset's own settings on top). ``default_frame_dt_ns`` is the format's convention
+    (``DEFAULT_FRAME_DT_NS``), used where neither the file nor the config gives a spacing."""
 
-    units: str = "auto"
-    unit_confidence_threshold: float = 0.95
-    hydrogens: bool = False
-    frame_dt_ns: float | None = None
-    default_frame_dt_ns: float | None = None
-    jump_threshold_angstrom: float = 25.0
-    keep_residues: tuple[str, ...] = ()
+    units: str
+    unit_confidence_threshold: float
+    hydrogens: bool
+    frame_dt_ns: float | None
+    default_frame_dt_ns: float | None
+    jump_threshold_angstrom: float
+    keep_residues: Sequence[str]
+    # How readers find a peptide ligand (MISATO: a last molecule of at most this many residues).
+    peptide_ligand_max_residues: int
+    # Fail the shard at the first bad system instead of quarantining it.
+    strict: bool
 
 
 def _fail(reason: str, fix: str, code: str) -> InputError:

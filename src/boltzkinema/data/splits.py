@@ -12,23 +12,27 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from Bio import Align
+
+from boltzkinema.settings import settings
 
 KMER = 3
 
 
-@dataclass(frozen=True)
+@settings("splits")
 class SplitConfig:
-    seed: int = 0
-    sequence_identity: float = 0.3
-    ood_val_fraction: float = 0.1
-    ood_test_fraction: float = 0.1
-    id_val_fraction: float = 0.1
-    id_test_fraction: float = 0.1
+    """The ``splits`` section of the config."""
+
+    seed: int
+    sequence_identity: float
+    ood_val_fraction: float
+    ood_test_fraction: float
+    id_val_fraction: float
+    id_test_fraction: float
     # (system-id glob, split, out of distribution): chosen by hand, they win over the hash.
-    fixed: tuple[tuple[str, str, bool], ...] = field(default_factory=tuple)
+    fixed: Sequence[tuple[str, str, bool]]
 
 
 def parse_fixed(spec: str) -> tuple[str, str, bool]:

@@ -10,7 +10,7 @@ reference frames of the same time span at the same spacing, starting at the file
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from boltzkinema.evaluate.ensemble import (
 )
 from boltzkinema.evaluate.figures import system_figures
 from boltzkinema.progress import track
+from boltzkinema.settings import settings
 from boltzkinema.train.resolved import ResolvedCheckpoint
 from boltzkinema.util import atomic_output, from_settings
 
@@ -34,13 +35,13 @@ log = logging.getLogger(__name__)
 METHODS = ("model", "noise", "static", "replica")
 
 
-@dataclass(frozen=True)
+@settings("evaluate")
 class EvaluateConfig:
     """The ``evaluate`` section of the config."""
 
-    seed: int = 0
-    baselines: list[str] = field(default_factory=lambda: ["noise", "static", "replica"])
-    lancedb: bool = True
+    seed: int
+    baselines: list[str]
+    lancedb: bool
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvaluateConfig:

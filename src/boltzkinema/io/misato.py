@@ -175,7 +175,8 @@ def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, int] | N
 def load(
     ref: SystemRef,
     qm_path: str | None = None,
-    peptide_ligand_max_residues: int = 20,
+    *,
+    peptide_ligand_max_residues: int,
 ) -> RawSystem:
     """Read one MISATO group into a :class:`RawSystem` (coordinates in the file's unit)."""
     key = ref.group

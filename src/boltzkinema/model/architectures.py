@@ -28,6 +28,7 @@ from boltzkinema.model.boltz2_network import (
 )
 from boltzkinema.model.boltz2_weights import config_from_checkpoint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.settings import default
 from boltzkinema.trunk.boltz2_atoms import features_for_entry
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ BOLTZ2_SWITCHES = ("temporal", "causal", "activation_checkpointing")
 
 def architecture_of(settings: Mapping[str, Any]) -> str:
     """The architecture named in a ``train.model`` section (``native`` when absent)."""
-    arch = settings.get("architecture", "native")
+    arch = settings.get("architecture", default("train.model.architecture"))
     if arch not in ARCHITECTURES:
         raise ConfigError(f"train.model.architecture {arch!r}: choose one of {ARCHITECTURES}")
     return arch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from boltzkinema.model.frames import old_layout_hint
 from boltzkinema.sample import coverage, modes, steering
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples
+from boltzkinema.settings import default, settings
 from boltzkinema.train.checkpoint import load_base, load_weights
 from boltzkinema.train.params import add_lora, names_after_lora
 from boltzkinema.train.resolved import ResolvedCheckpoint
@@ -33,23 +33,23 @@ log = logging.getLogger(__name__)
 MODES = ("forecast", "interpolate", "hierarchical", "unbinding")
 
 
-@dataclass(frozen=True)
+@settings("sample")
 class SampleConfig:
     """The ``sample`` section of the config."""
 
-    systems: list[str] = field(default_factory=list)
-    modes: list[str] = field(default_factory=lambda: ["forecast"])
-    n_samples: int = 2
-    seed: int = 0
-    window: int = 4
-    history: int = 1
-    n_frames: int = 8
-    dt_ns: float | None = None
-    n_coarse: int = 2
-    coarse_factor: int = 4
-    max_history: int = 2
-    sampler: dict[str, Any] = field(default_factory=dict)
-    steering: dict[str, Any] = field(default_factory=dict)
+    systems: list[str]
+    modes: list[str]
+    n_samples: int
+    seed: int
+    window: int
+    history: int
+    n_frames: int
+    dt_ns: float | None
+    n_coarse: int
+    coarse_factor: int
+    max_history: int
+    sampler: dict[str, Any]
+    steering: dict[str, Any]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
@@ -97,7 +97,8 @@ def steering_for(
 def trained_pose(checkpoint_json: str | Path, system: ProcessedSystem) -> Pose | None:
     """How windows are posed where training posed them (``coverage.pose`` other than random);
     None for random poses and older checkpoints."""
-    kind = (coverage.trained_coverage(checkpoint_json) or {}).get("pose", "random")
+    recorded = coverage.trained_coverage(checkpoint_json) or {}
+    kind = recorded.get("pose", default("train.segments.pose"))
     if kind == "random":
         return None
     return Pose.of(kind, system.atom_names, system.token_index, reference_structure(system))

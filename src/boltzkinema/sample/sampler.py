@@ -23,24 +23,26 @@ steps without churn over 36 levels (71 evaluations) give 1.01–1.05 s² for s f
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from boltzkinema.model.edm import Denoiser
+from boltzkinema.settings import settings
 
 
-@dataclass(frozen=True)
+@settings("sample.sampler")
 class SamplerConfig:
-    n_steps: int = 36
-    sigma_max: float = 160.0
-    sigma_min: float = 1e-4
-    rho: float = 7.0
-    gamma: float = 0.0
-    gamma_min: float = 1.0
-    noise_scale: float = 1.0
-    step_scale: float = 1.0
-    heun: bool = True
+    """The ``sample.sampler`` section: the EDM sampler's noise levels and steps."""
+
+    n_steps: int
+    sigma_max: float
+    sigma_min: float
+    rho: float
+    gamma: float
+    gamma_min: float
+    noise_scale: float
+    step_scale: float
+    heun: bool
 
     def __post_init__(self) -> None:
         if self.n_steps < 1:

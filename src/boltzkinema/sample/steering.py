@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 from boltzkinema.data.bonds import stereo_centres
 from boltzkinema.data.dataset import reference_structure
 from boltzkinema.data.store import ProcessedSystem
+from boltzkinema.settings import settings
 from boltzkinema.train.losses import signed_volumes
 
 # |signed volume| of the reference above which a centre is a stereo centre (ideal ±0.77), and
@@ -30,20 +31,20 @@ TETRAHEDRAL = 0.45
 PLANAR = 0.35
 
 
-@dataclass(frozen=True)
+@settings("sample.steering")
 class SteeringConfig:
     """The ``sample.steering`` section: weights (0 = off), bounds and the descent."""
 
-    bonds: float = 0.0
-    chirality: float = 0.0
-    clashes: float = 0.0
-    bond_tolerance: float = 0.02
-    volume_margin: float = 0.4
-    planar_tolerance: float = 0.3
-    clash_distance: float = 2.5
-    pair_cutoff: float = 10.0
-    steps: int = 10
-    step_size: float = 0.1
+    bonds: float
+    chirality: float
+    clashes: float
+    bond_tolerance: float
+    volume_margin: float
+    planar_tolerance: float
+    clash_distance: float
+    pair_cutoff: float
+    steps: int
+    step_size: float
 
     @property
     def active(self) -> bool:
@@ -67,7 +68,7 @@ class Restraints:
         return Restraints(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def restraints(system: ProcessedSystem, pair_cutoff: float = 10.0) -> Restraints:
+def restraints(system: ProcessedSystem, pair_cutoff: float) -> Restraints:
     """Bonds with their reference lengths, stereo and planar centres with the reference's
     handedness, and the non-bonded pairs (beyond 1–3) within ``pair_cutoff`` Å in the reference
     with their distance there (a pair the reference holds closer than ``clash_distance``, such

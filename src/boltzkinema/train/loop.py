@@ -10,7 +10,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from boltzkinema.model.architectures import (
     system_features,
 )
 from boltzkinema.model.frames import is_added_parameter
+from boltzkinema.settings import settings
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.batches import StepBatches, accumulation_steps, batches, micro_slot
 from boltzkinema.train.ema import WeightAverage
@@ -43,50 +44,49 @@ from boltzkinema.util import atomic_output, from_settings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@settings("train")
 class TrainConfig:
     """The ``train`` section of the config, with sizes for the example by default."""
 
-    run: str = "example"
-    seed: int = 0
-    steps: int = 30
-    batch_size: int = 2
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 5
-    lr_schedule: str = "constant"
-    lr_final_fraction: float = 0.1
-    ema_decay: float = 0.0
-    grad_clip: float = 1.0
-    max_bad_steps: int = 5
-    checkpoint_every: int = 10
-    save: str = "trainable"
-    val_every: int = 10
-    val_batches: int = 2
-    devices: int = 1
-    nodes: int = 1
-    global_batch: int | None = None
-    rendezvous_port: int = 29500
-    workers: int = 0
-    compile: bool = False
-    bf16: bool = True
-    lancedb: bool = False
-    init_from: str | None = None
-    freeze: list[str] = field(default_factory=list)
-    lora_rank: int = 0
-    segments: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, Any] = field(default_factory=dict)
-    losses: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
+    run: str
+    seed: int
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    lr_schedule: str
+    lr_final_fraction: float
+    ema_decay: float
+    grad_clip: float
+    max_bad_steps: int
+    checkpoint_every: int
+    save: str
+    val_every: int
+    val_batches: int
+    devices: int
+    nodes: int
+    global_batch: int | None
+    rendezvous_port: int
+    workers: int
+    compile: bool
+    bf16: bool
+    lancedb: bool
+    init_from: str | None
+    freeze: list[str]
+    lora_rank: int
+    segments: dict[str, Any]
+    tasks: dict[str, Any]
+    losses: dict[str, Any]
+    model: dict[str, Any]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return from_settings(cls, d, "train")
 
     def segment_config(self) -> SegmentConfig:
-        seg = dict(self.segments)
-        seg["dt_ns"] = {k: tuple(v) for k, v in seg.get("dt_ns", {}).items()}
-        return SegmentConfig(seed=self.seed, tasks=TaskConfig(**self.tasks), **seg)
+        cfg = SegmentConfig(seed=self.seed, tasks=TaskConfig(**self.tasks), **self.segments)
+        return replace(cfg, dt_ns={k: tuple(v) for k, v in cfg.dt_ns.items()})
 
 
 def trunk_dims(manifest: pd.DataFrame, results_root: Path) -> tuple[int, int]:

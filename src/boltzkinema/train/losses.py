@@ -3,12 +3,11 @@ frame and per atom so that the amount of padding in a batch does not change them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from boltzkinema.io.chemistry import MolType
 from boltzkinema.model.edm import loss_weight
+from boltzkinema.settings import settings
 
 MOL_WEIGHTS = {
     MolType.PROTEIN: 1.0,
@@ -20,16 +19,18 @@ MOL_WEIGHTS = {
 LDDT_THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
 
 
-@dataclass(frozen=True)
+@settings("train.losses")
 class LossWeights:
-    structure: float = 1.0
-    bond: float = 1.0
-    lddt: float = 1.0
-    flexibility: float = 0.1
-    ligand_centre: float = 0.0
-    chirality: float = 0.0
-    lddt_cutoff: float = 15.0
-    chunk: int = 256
+    """The ``train.losses`` section: the weight of each loss term."""
+
+    structure: float
+    bond: float
+    lddt: float
+    flexibility: float
+    ligand_centre: float
+    chirality: float
+    lddt_cutoff: float
+    chunk: int
 
 
 def target_frames(batch: dict) -> torch.Tensor:
@@ -120,9 +121,7 @@ def chirality_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
     return _masked_mean(err, mask)
 
 
-def smooth_lddt_loss(
-    pred: torch.Tensor, batch: dict, cutoff: float = 15.0, chunk: int = 256
-) -> torch.Tensor:
+def smooth_lddt_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int) -> torch.Tensor:
     """1 − smooth lDDT over pairs within ``cutoff`` Å in the truth, in row chunks (never M×M)."""
     true, atom_mask = batch["coords"], batch["atom_mask"]
     m = true.shape[2]
@@ -155,9 +154,7 @@ def _rmsf(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     )
 
 
-def flexibility_loss(
-    pred: torch.Tensor, batch: dict, cutoff: float = 15.0, chunk: int = 256
-) -> torch.Tensor:
+def flexibility_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int) -> torch.Tensor:
     """Match fluctuations: per-atom RMSF, distance-weighted spread of pairwise distances, and the
     spread of distances within each token (local). Needs two or more real frames."""
     frames = batch["frame_mask"]

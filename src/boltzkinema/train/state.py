@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from boltzkinema.errors import CheckpointError
+from boltzkinema.settings import default
 from boltzkinema.util import read_record
 
 VERSION = 1
@@ -30,8 +31,9 @@ class TrainingState:
     optimizer: dict[str, Any]
     rng: dict[str, Any]
     trainable_only: bool = False
-    architecture: str = "native"
-    lora_rank: int = 0
+    # A state.json from before these were recorded: the defaults of their settings.
+    architecture: str = default("train.model.architecture")
+    lora_rank: int = default("train.lora_rank")
     base: dict[str, Any] | None = None
     coverage: dict[str, Any] | None = None
     config_hash: str = ""

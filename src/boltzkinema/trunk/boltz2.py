@@ -44,9 +44,9 @@ import numpy as np
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError, ConfigError
+from boltzkinema.settings import default
 from boltzkinema.trunk.backend import TrunkEmbedding, register
 from boltzkinema.trunk.boltz2_features import (
-    DEFAULT_METHOD,
     LIGAND_CONFORMER,
     METHOD_TYPE_IDS,
     REF_POS_AUGMENTATION,
@@ -107,12 +107,12 @@ class Boltz2Trunk:
         self,
         checkpoint: str | Path | None = None,
         python: str | None = None,
-        recycling_steps: int = 3,
-        msa: str = "single_sequence",
-        method: str = DEFAULT_METHOD,
-        device: str = "cpu",
-        precision: str = "32",
-        seed: int = 0,
+        recycling_steps: int = default("trunk.recycling_steps"),
+        msa: str = default("trunk.msa"),
+        method: str = default("trunk.method"),
+        device: str = default("trunk.device"),
+        precision: str = default("trunk.precision"),
+        seed: int = default("trunk.seed"),
         c_s: int | None = None,
         c_z: int | None = None,
     ):

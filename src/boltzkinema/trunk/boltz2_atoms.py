@@ -26,6 +26,7 @@ import numpy as np
 
 from boltzkinema.data.align import kabsch_rotations
 from boltzkinema.io.chemistry import atomic_number
+from boltzkinema.settings import default
 from boltzkinema.trunk.boltz2_features import (
     DEFAULT_METHOD,
     FeatureError,
@@ -127,7 +128,7 @@ def _fill_positions(
 
 
 def diffusion_features(
-    system: ProcessedSystem, seed: int = 0, method: str = DEFAULT_METHOD
+    system: ProcessedSystem, seed: int = default("trunk.seed"), method: str = DEFAULT_METHOD
 ) -> dict[str, np.ndarray]:
     """``atom.*`` (M rows) and ``token.*`` (N rows) Boltz-2 features for ``system``.
 
@@ -183,4 +184,4 @@ def features_for_entry(system: ProcessedSystem, trunk_entry: Path) -> dict[str, 
     (a ``boltz2`` entry records it; other backends built no conformers: seed 0)."""
     meta = entry_metadata(trunk_entry)
     params = json.loads(meta.get("params", "{}")) if meta.get("backend") == "boltz2" else {}
-    return diffusion_features(system, seed=int(params.get("seed", 0)))
+    return diffusion_features(system, seed=int(params.get("seed", default("trunk.seed"))))

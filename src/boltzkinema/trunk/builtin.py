@@ -21,6 +21,7 @@ from boltzkinema.io.chemistry import (
     RNA_RESIDUES,
     MolType,
 )
+from boltzkinema.settings import default
 from boltzkinema.trunk.backend import TrunkEmbedding, register
 
 RESIDUE_VOCAB = [*sorted(ONE_LETTER), "UNKP", "DA", "DC", "DG", "DT", "A", "C", "G", "U", "UNKN"]
@@ -91,7 +92,12 @@ class BuiltinTrunk:
     name = "builtin"
     version = "1"
 
-    def __init__(self, c_s: int = 384, c_z: int = 128, seed: int = 0):
+    def __init__(
+        self,
+        c_s: int = default("trunk.c_s"),
+        c_z: int = default("trunk.c_z"),
+        seed: int = default("trunk.seed"),
+    ):
         self.c_s, self.c_z, self.seed = int(c_s), int(c_z), int(seed)
         rng = np.random.default_rng(self.seed)
         self._d_single = len(RESIDUE_VOCAB) + len(ELEMENT_VOCAB) + len(MolType) + 5
@@ -173,5 +179,5 @@ class BuiltinTrunk:
 
 
 @register("builtin")
-def _factory(c_s: int = 384, c_z: int = 128, seed: int = 0) -> BuiltinTrunk:
-    return BuiltinTrunk(c_s=c_s, c_z=c_z, seed=seed)
+def _factory(**params: int) -> BuiltinTrunk:
+    return BuiltinTrunk(**params)
