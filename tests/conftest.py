@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -31,6 +32,12 @@ TINY_MODEL = {
     "token_blocks": 1,
     "atom_decoder_blocks": 1,
 }
+
+
+def settings_file(path: Path, **values: Any) -> Path:
+    """A stage settings JSON (as the workflow's stage_settings writes) holding ``values``."""
+    path.write_text(json.dumps(values))
+    return path
 
 
 def resolved_record(folder: str | Path, sha256: str = "ab" * 32) -> Any:

@@ -42,7 +42,7 @@ from boltzkinema.trunk.boltz2_features import (
     pack_features,
 )
 from boltzkinema.trunk.cache import build_trunk_cache, load_embedding
-from conftest import REPO
+from conftest import REPO, settings_file
 
 DATA = REPO / "tests" / "data" / "boltz2"
 CHECKPOINT = DATA / "tiny_boltz2.ckpt"
@@ -271,8 +271,8 @@ def test_cli_reports_a_missing_checkpoint(tmp_path, caplog):
             str(tmp_path / "i.json"),
             "--embeddings",
             str(tmp_path / "emb"),
-            "--backend",
-            "boltz2",
+            "--settings",
+            str(settings_file(tmp_path / "trunk.json", backend="boltz2")),
             "--boltz2-checkpoint",
             str(tmp_path / "missing.ckpt"),
         ]
@@ -422,10 +422,9 @@ def test_trunk_job_quarantines_what_boltz2_cannot_express_and_cleans_up_on_sigte
     def trunk_job(output: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "boltzkinema", "trunk", "--shard", str(shard)]
         cmd += ["--output", str(tmp_path / output), "--embeddings", str(tmp_path / "emb")]
-        cmd += ["--results-root", str(tmp_path), "--backend", "boltz2", "--c-s", "32"]
+        widths = settings_file(tmp_path / "trunk.json", backend="boltz2", c_s=32, c_z=16)
+        cmd += ["--results-root", str(tmp_path), "--settings", str(widths)]
         cmd += [
-            "--c-z",
-            "16",
             "--boltz2-checkpoint",
             str(CHECKPOINT),
             "--python",

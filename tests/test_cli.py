@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from boltzkinema.cli import main
-from conftest import EXAMPLE
+from conftest import EXAMPLE, settings_file
 
 
 @pytest.mark.parametrize(
@@ -33,8 +33,8 @@ def test_preprocess_by_hand_from_raw_files(tmp_path):
             str(EXAMPLE / "mdtraj" / "ala2_tip3p.dcd"),
             "--topology",
             str(EXAMPLE / "mdtraj" / "ala2_tip3p.prmtop"),
-            "--frame-dt-ns",  # a dcd holds no times: the spacing must be given
-            "0.0005",
+            "--settings",  # a dcd holds no times: the spacing must be given
+            str(settings_file(tmp_path / "settings.json", frame_dt_ns=0.0005)),
             "--output",
             str(out),
             "--report",

@@ -20,11 +20,12 @@ from boltzkinema.data.dataset import SegmentConfig
 from boltzkinema.data.masking import TaskConfig
 from boltzkinema.data.process import ProcessOptions
 from boltzkinema.data.splits import SplitConfig
+from boltzkinema.errors import ConfigError
 from boltzkinema.evaluate.job import EvaluateConfig
 from boltzkinema.sample.job import SampleConfig
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.steering import SteeringConfig
-from boltzkinema.settings import SCHEMA_FILE, default, schema, settings
+from boltzkinema.settings import SCHEMA_FILE, default, read_settings, schema, settings
 from boltzkinema.train.loop import TrainConfig
 from boltzkinema.train.losses import LossWeights
 from conftest import REPO
@@ -194,3 +195,13 @@ def test_the_example_config_sets_nothing_the_schema_does_not_know():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate(config, str(SCHEMA_FILE))
     assert Path(SCHEMA_FILE).parent == SRC
+
+
+def test_a_stage_reads_its_settings_file_and_refuses_an_unknown_key(tmp_path):
+    given = tmp_path / "splits.json"
+    given.write_text('{"seed": 7}')
+    assert read_settings(SplitConfig, given, "splits") == SplitConfig(seed=7)
+    assert read_settings(SplitConfig, None, "splits") == SplitConfig()
+    given.write_text('{"seeds": 7}')
+    with pytest.raises(ConfigError, match=r"splits.json: unknown splits settings \['seeds'\]"):
+        read_settings(SplitConfig, given, "splits")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences, parse_fixed
+from boltzkinema.data.splits import SplitConfig, assign_splits, cluster_sequences
 
 LYSOZYME = "MNIFEMLRIDEGLRLKIYKDTEGYYTIGIGHLLTKSPSLNAAKSELDKAIGRNTNGVITKDEAEKLFNQDVDAAVRGILRNAK"
 VILLIN = "LSDEDFKAVFGMTRSAFANLPLWKQQHLKKEKGLF"
@@ -63,7 +63,10 @@ def test_fixed_assignments_win_over_the_hash():
         ood_test_fraction=0.0,
         id_val_fraction=0.0,
         id_test_fraction=0.0,
-        fixed=(parse_fixed("peptides.ala2_R[56]=test"), parse_fixed("peptides.asn2_*=test:ood")),
+        fixed=[
+            {"systems": "peptides.ala2_R[56]", "split": "test"},
+            {"systems": "peptides.asn2_*", "split": "test", "ood": True},
+        ],
     )
     out = assign_splits(families, cfg)
     assert out["peptides.ala2_R5"] == out["peptides.ala2_R6"] == ("test", False)
@@ -75,6 +78,9 @@ def test_fixed_assignments_win_over_the_hash():
 def test_a_fixed_split_that_matches_nothing_or_is_malformed_is_refused():
     with pytest.raises(ValueError, match="matches no system"):
         assign_splits({"a": "f"}, SplitConfig(fixed=(("b*", "test", False),)))
-    for bad in ("a=holdout", "nothing", "a=train:ood"):
-        with pytest.raises(ValueError, match="fixed split"):
-            parse_fixed(bad)
+    for bad in (
+        {"systems": "a", "split": "holdout"},
+        {"systems": "a", "split": "train", "ood": True},
+    ):
+        with pytest.raises(ValueError, match=r"splits\.fixed 'a'"):
+            SplitConfig(fixed=[bad])

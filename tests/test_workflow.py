@@ -105,6 +105,24 @@ def test_nothing_to_do_on_a_second_run(workdir):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def planned_rules(workdir: Path, *args: str) -> set[str]:
+    """The rules a dry run would run (from its job table)."""
+    out = snakemake(workdir, "-n", *args).stdout
+    table = out.split("Job stats:", 1)[1] if "Job stats:" in out else ""
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total", "all"}
+
+
+def test_a_changed_setting_reruns_the_jobs_that_read_it(workdir):
+    """Each stage reads its settings from its own file (results/settings/): a new split seed
+    remakes the manifest and what follows, never the shards or the trunk embeddings."""
+    (workdir / "seed7.yaml").write_text("splits: {seed: 7}\n")
+    planned = planned_rules(workdir, "--configfile", "config.yaml", "seed7.yaml")
+    assert {"stage_settings", "build_manifest", "train"} <= planned
+    assert not planned & {"index_dataset", "preprocess", "trunk_cache"}
+    settings = json.loads((workdir / "results" / "settings" / "splits.json").read_text())
+    assert settings["seed"] == 17 and settings["sequence_identity"] == 0.3  # config; schema
+
+
 def test_samples_metrics_and_report_are_written(workdir):
     run = workdir / "results" / "runs" / "example"
     for system in ("mdcath_example.villin_hp35_320K_r0", "misato_example.187L"):

@@ -14,19 +14,13 @@ import shlex
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.settings import default
+from boltzkinema.settings import default, read_settings
 
 log = logging.getLogger("boltzkinema")
-FRACTIONS = (
-    "sequence_identity",
-    "ood_val_fraction",
-    "ood_test_fraction",
-    "id_val_fraction",
-    "id_test_fraction",
-)
 
 
 def _add_index(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +38,12 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="index JSON to write")
 
 
+SETTINGS_HELP = (
+    "settings JSON (what the workflow writes under results/settings/); a setting it does not "
+    "name takes its default from the config schema"
+)
+
+
 def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preprocess", help="raw MD -> processed HDF5 shard + JSON report")
     src = p.add_argument_group("systems: either an index shard or raw inputs")
@@ -54,35 +54,11 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--topology", help="topology for format mdtraj")
     p.add_argument("--dataset", default="", help="dataset name (default: output folder name)")
     p.add_argument(
-        "--units", choices=["auto", "nm", "angstrom"], default=default("datasets.*.units")
-    )
-    p.add_argument(
-        "--unit-confidence-threshold",
-        type=float,
-        default=default("preprocess.unit_confidence_threshold"),
-    )
-    p.add_argument("--frame-dt-ns", type=float, help="frame spacing; default: file or format")
-    p.add_argument("--hydrogens", action="store_true", help="keep hydrogens")
-    p.add_argument(
-        "--keep-residue",
-        action="append",
-        default=[],
-        help="residue name never removed as solvent, lipid or ion (repeatable, e.g. CHL1)",
-    )
-    p.add_argument(
-        "--jump-threshold",
-        type=float,
-        default=default("preprocess.jump_threshold_angstrom"),
-        help="Å a molecule centre may move between frames before it counts as a "
-        "periodic jump (only when no box is stored)",
+        "--settings",
+        help=f"{SETTINGS_HELP}: the preprocess section with the dataset's own settings on top "
+        '(e.g. {"frame_dt_ns": 0.0005} for a dcd, which holds no times)',
     )
     p.add_argument("--qm", help="MISATO QM HDF5 with ligand bonds and charges")
-    p.add_argument(
-        "--peptide-ligand-max-residues",
-        type=int,
-        default=default("datasets.*.peptide_ligand_max_residues"),
-    )
-    p.add_argument("--strict", action="store_true", help="fail instead of quarantining")
     p.add_argument("--output", required=True, help="shard HDF5 to write")
     p.add_argument("--report", required=True, help="report JSON to write")
 
@@ -93,15 +69,7 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="shard trunk index JSON")
     p.add_argument("--embeddings", required=True, help="folder of cached embeddings")
     p.add_argument("--results-root", default=default("results"))
-    p.add_argument("--backend", default=default("trunk.backend"), help="builtin or boltz2")
-    p.add_argument("--c-s", type=int, default=default("trunk.c_s"))
-    p.add_argument("--c-z", type=int, default=default("trunk.c_z"))
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=default("trunk.seed"),
-        help="builtin: projections; boltz2: ligand conformers",
-    )
+    p.add_argument("--settings", help=f"{SETTINGS_HELP}: the trunk section")
     b = p.add_argument_group("backend boltz2")
     b.add_argument("--boltz2-checkpoint", help="Boltz-2 weights (boltz2_conf.ckpt)")
     b.add_argument(
@@ -109,13 +77,6 @@ def _add_trunk(sub: argparse._SubParsersAction) -> None:
         help="python of the environment with boltz==2.2.1 "
         "(default: $BOLTZ_PYTHON, else .venv-boltz/bin/python)",
     )
-    b.add_argument("--recycling-steps", type=int, default=default("trunk.recycling_steps"))
-    b.add_argument("--msa", default=default("trunk.msa"), choices=["single_sequence"])
-    b.add_argument("--method", default=default("trunk.method"), help="Boltz-2 method conditioning")
-    b.add_argument(
-        "--device", default=default("trunk.device"), help="torch device of the Boltz worker"
-    )
-    b.add_argument("--precision", default=default("trunk.precision"), choices=["32", "bf16-mixed"])
 
 
 def _add_manifest(sub: argparse._SubParsersAction) -> None:
@@ -124,16 +85,7 @@ def _add_manifest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunk-indices", nargs="+", required=True)
     p.add_argument("--results-root", default=default("results"))
     p.add_argument("--output", required=True)
-    p.add_argument("--seed", type=int, default=default("splits.seed"))
-    for name in FRACTIONS:
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=default(f"splits.{name}"))
-    p.add_argument(
-        "--fixed",
-        action="append",
-        default=default("splits.fixed"),
-        metavar="GLOB=SPLIT[:ood]",
-        help="put the systems matching GLOB in SPLIT (repeatable; wins over the hash)",
-    )
+    p.add_argument("--settings", help=f"{SETTINGS_HELP}: the splits section")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -277,16 +229,9 @@ def run_preprocess(a: argparse.Namespace) -> None:
         fmt = a.format
     else:
         raise BoltzKinemaError("give either --index and --shard, or --format and --input")
-    opts = ProcessOptions(
-        units=a.units,
-        unit_confidence_threshold=a.unit_confidence_threshold,
-        hydrogens=a.hydrogens,
-        frame_dt_ns=a.frame_dt_ns,
+    opts = replace(
+        read_settings(ProcessOptions, a.settings, "preprocess"),
         default_frame_dt_ns=DEFAULT_FRAME_DT_NS[fmt],
-        jump_threshold_angstrom=a.jump_threshold,
-        keep_residues=tuple(a.keep_residue),
-        peptide_ligand_max_residues=a.peptide_ligand_max_residues,
-        strict=a.strict,
     )
     report = preprocess_shard(
         refs,
@@ -306,21 +251,14 @@ def run_preprocess(a: argparse.Namespace) -> None:
 
 
 def run_trunk(a: argparse.Namespace) -> None:
-    from boltzkinema.trunk.backend import get_backend
+    from boltzkinema.trunk.backend import TrunkSettings, get_backend
     from boltzkinema.trunk.cache import build_trunk_cache
 
-    params = {"c_s": a.c_s, "c_z": a.c_z, "seed": a.seed}
-    if a.backend == "boltz2":
-        params |= {
-            "checkpoint": a.boltz2_checkpoint,
-            "python": a.python,
-            "recycling_steps": a.recycling_steps,
-            "msa": a.msa,
-            "method": a.method,
-            "device": a.device,
-            "precision": a.precision,
-        }
-    backend = get_backend(a.backend, **params)
+    trunk = read_settings(TrunkSettings, a.settings, "trunk")
+    params = trunk.backend_params()
+    if trunk.backend == "boltz2":
+        params |= {"checkpoint": a.boltz2_checkpoint, "python": a.python}
+    backend = get_backend(trunk.backend, **params)
     try:
         index = build_trunk_cache(a.shard, a.output, a.embeddings, backend, a.results_root)
     finally:
@@ -332,21 +270,9 @@ def run_trunk(a: argparse.Namespace) -> None:
 
 def run_manifest(a: argparse.Namespace) -> None:
     from boltzkinema.data.manifest import build_manifest, write_manifest
-    from boltzkinema.data.splits import SplitConfig, parse_fixed
+    from boltzkinema.data.splits import SplitConfig
 
-    try:
-        fixed = tuple(parse_fixed(spec) for spec in a.fixed)
-    except ValueError as exc:
-        raise BoltzKinemaError(str(exc)) from exc
-    cfg = SplitConfig(
-        seed=a.seed,
-        sequence_identity=a.sequence_identity,
-        ood_val_fraction=a.ood_val_fraction,
-        ood_test_fraction=a.ood_test_fraction,
-        id_val_fraction=a.id_val_fraction,
-        id_test_fraction=a.id_test_fraction,
-        fixed=fixed,
-    )
+    cfg = read_settings(SplitConfig, a.settings, "splits")
     table = build_manifest(a.reports, a.trunk_indices, a.results_root, cfg)
     write_manifest(table, a.output)
     counts = table.groupby(["split", "ood"]).size().to_dict() if len(table) else {}

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,25 @@ def section_defaults(section: str) -> dict[str, Any]:
     props = section_schema(section).get("properties", {})
     values = {key: default_of(node) for key, node in props.items()}
     return {key: v for key, v in values.items() if v is not dataclasses.MISSING}
+
+
+def read_settings(cls: type[T], path: str | Path | None, section: str) -> T:
+    """The settings ``cls`` of a stage from a JSON file (what a rule writes from the validated
+    config), or its defaults without one; an unreadable file or an unknown key is an error that
+    names the file."""
+    from boltzkinema.errors import ConfigError
+    from boltzkinema.util import from_settings
+
+    if path is None:
+        return cls()
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not readable as {section} settings ({exc})") from exc
+    try:
+        return from_settings(cls, values, section)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}; fix the {section} section of the config") from exc
 
 
 def _field_default(value: Any) -> Any:

@@ -64,6 +64,7 @@ wildcard_constraints:
     shard="[0-9]{4}",
     run="[A-Za-z0-9_.-]+",
     stage="train|sample|evaluate",
+    section=r"preprocess\.[A-Za-z][A-Za-z0-9_]*|trunk|splits",
     mode="forecast|interpolate|hierarchical|unbinding",
 
 
@@ -94,24 +95,28 @@ def index_args(dataset):
     return " ".join(args)
 
 
-def preprocess_args(dataset):
-    cfg = dataset_cfg(dataset)
-    args = [
-        f"--units {cfg['units']}",
-        f"--unit-confidence-threshold {PRE['unit_confidence_threshold']}",
-        f"--jump-threshold {PRE['jump_threshold_angstrom']}",
-        f"--peptide-ligand-max-residues {cfg['peptide_ligand_max_residues']}",
-    ]
-    if cfg["frame_dt_ns"] is not None:
-        args.append(f"--frame-dt-ns {cfg['frame_dt_ns']}")
-    if cfg.get("hydrogens", PRE["hydrogens"]):
-        args.append("--hydrogens")
-    args += [f"--keep-residue {q(name)}" for name in cfg["keep_residues"]]
-    if PRE["strict"]:
-        args.append("--strict")
-    if "qm" in cfg:
-        args.append(f"--qm {q(cfg['qm'])}")
-    return " ".join(args)
+def section_settings(wildcards):
+    """What stage_settings writes: a dataset's preprocess settings (the preprocess section with
+    the dataset's own on top), the trunk section less its paths and threads (which change no
+    embedding), or the splits section.
+    """
+    if wildcards.section == "trunk":
+        return {k: v for k, v in TRUNK.items() if k not in ("checkpoint", "python", "threads")}
+    if wildcards.section == "splits":
+        return config["splits"]
+    cfg = dataset_cfg(wildcards.section.removeprefix("preprocess."))
+    own = ("units", "frame_dt_ns", "keep_residues", "peptide_ligand_max_residues")
+    shared = ("unit_confidence_threshold", "jump_threshold_angstrom", "strict")
+    return (
+        {k: PRE[k] for k in shared}
+        | {k: cfg[k] for k in own}
+        | {"hydrogens": cfg.get("hydrogens", PRE["hydrogens"])}
+    )
+
+
+def qm_arg(dataset):
+    qm = dataset_cfg(dataset).get("qm")
+    return f"--qm {q(qm)}" if qm else ""
 
 
 def write_json(value, path):
@@ -205,32 +210,14 @@ def per_shard(pattern):
     return inputs
 
 
-def trunk_backend_args():
-    """Command-line options of the configured trunk backend, each value shell-quoted."""
-    options = {"backend": TRUNK["backend"], "c-s": TRUNK["c_s"], "c-z": TRUNK["c_z"]}
-    options["seed"] = TRUNK["seed"]
-    if TRUNK["backend"] == "boltz2":
-        options["boltz2-checkpoint"] = TRUNK["checkpoint"]
-        for key in (
-            "recycling_steps",
-            "msa",
-            "method",
-            "device",
-            "precision",
-        ):
-            options[key.replace("_", "-")] = TRUNK[key]
-        if TRUNK.get("python"):
-            options["python"] = TRUNK["python"]
-    return " ".join(f"--{k} {q(v)}" for k, v in options.items())
-
-
-def fixed_split_args():
-    """``--fixed`` options of the hand-chosen splits (splits.fixed), each shell-quoted."""
-    specs = [
-        f"{f['systems']}={f['split']}{':ood' if f.get('ood') else ''}"
-        for f in config["splits"]["fixed"]
-    ]
-    return " ".join(f"--fixed {q(s)}" for s in specs)
+def trunk_path_args():
+    """The trunk's paths on the command line: the Boltz-2 checkpoint and its python."""
+    if TRUNK["backend"] != "boltz2":
+        return ""
+    args = [f"--boltz2-checkpoint {q(TRUNK['checkpoint'])}"]
+    if TRUNK.get("python"):
+        args.append(f"--python {q(TRUNK['python'])}")
+    return " ".join(args)
 
 
 def trunk_gpus():

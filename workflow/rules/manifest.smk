@@ -9,6 +9,7 @@ rule build_manifest:
         ),
         reports=per_shard(rules.preprocess.output.report),
         trunk=per_shard(rules.trunk_cache.output[0]),
+        settings=expand(rules.stage_settings.output[0], section="splits"),
     output:
         MANIFEST,
     log:
@@ -19,17 +20,7 @@ rule build_manifest:
         "../../envs/core.yaml"
     params:
         results=lambda wildcards, output: results_root(output[0], depth=1),
-        seed=config["splits"]["seed"],
-        identity=config["splits"]["sequence_identity"],
-        ood_val=config["splits"]["ood_val_fraction"],
-        ood_test=config["splits"]["ood_test_fraction"],
-        id_val=config["splits"]["id_val_fraction"],
-        id_test=config["splits"]["id_test_fraction"],
-        fixed=fixed_split_args(),
     shell:
         "python -m boltzkinema manifest --reports {input.reports:q} "
-        "--trunk-indices {input.trunk:q} --results-root {params.results:q} --output {output:q} "
-        "--seed {params.seed} --sequence-identity {params.identity} "
-        "--ood-val-fraction {params.ood_val} --ood-test-fraction {params.ood_test} "
-        "--id-val-fraction {params.id_val} --id-test-fraction {params.id_test} "
-        "{params.fixed} > {log:q} 2>&1"
+        "--trunk-indices {input.trunk:q} --results-root {params.results:q} "
+        "--settings {input.settings:q} --output {output:q} > {log:q} 2>&1"

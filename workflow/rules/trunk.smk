@@ -6,6 +6,7 @@ rule trunk_cache:
     # environment (trunk.python), so no conda directive for boltz is needed here.
     input:
         shard=rules.preprocess.output.shard,
+        settings=expand(rules.stage_settings.output[0], section="trunk"),
         checkpoint=[TRUNK["checkpoint"]] if TRUNK["backend"] == "boltz2" else [],
     output:
         f"{RESULTS}/trunk/{{dataset}}/{{shard}}.json",
@@ -21,8 +22,8 @@ rule trunk_cache:
     params:
         embeddings=EMBEDDINGS,
         results=lambda wildcards, output: results_root(output[0], depth=3),
-        backend=trunk_backend_args(),
+        paths=trunk_path_args(),
     shell:
         "OMP_NUM_THREADS={threads} python -m boltzkinema trunk --shard {input.shard:q} "
-        "--output {output:q} --embeddings {params.embeddings:q} --results-root {params.results:q} "
-        "{params.backend} > {log:q} 2>&1"
+        "--settings {input.settings:q} --output {output:q} --embeddings {params.embeddings:q} "
+        "--results-root {params.results:q} {params.paths} > {log:q} 2>&1"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from Bio import Align
 
@@ -31,19 +32,25 @@ class SplitConfig:
     ood_test_fraction: float
     id_val_fraction: float
     id_test_fraction: float
-    # (system-id glob, split, out of distribution): chosen by hand, they win over the hash.
+    # Chosen by hand, they win over the hash: (system-id glob, split, out of distribution) once
+    # made, from the config's {systems, split, ood} entries.
     fixed: Sequence[tuple[str, str, bool]]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fixed", tuple(fixed_rule(entry) for entry in self.fixed))
 
-def parse_fixed(spec: str) -> tuple[str, str, bool]:
-    """``GLOB=SPLIT`` or ``GLOB=SPLIT:ood`` (e.g. ``peptides.asn2_*=test:ood``) as a triple."""
-    glob, sep, value = spec.rpartition("=")
-    split, _, flag = value.partition(":")
-    if not sep or not glob or split not in ("train", "val", "test") or flag not in ("", "ood"):
-        raise ValueError(f"fixed split {spec!r}: write GLOB=train|val|test, with :ood to mark OOD")
-    if split == "train" and flag:
-        raise ValueError(f"fixed split {spec!r}: training systems cannot be out of distribution")
-    return glob, split, flag == "ood"
+
+def fixed_rule(entry: Mapping[str, Any] | tuple[str, str, bool]) -> tuple[str, str, bool]:
+    """One ``splits.fixed`` entry (``{systems: GLOB, split: SPLIT, ood: bool}``, or that triple)
+    as ``(glob, split, ood)``; training systems cannot be out of distribution."""
+    if isinstance(entry, Mapping):
+        entry = (entry["systems"], entry["split"], bool(entry.get("ood")))
+    glob, split, ood = entry
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"splits.fixed {glob!r}: split {split!r}, choose train, val or test")
+    if split == "train" and ood:
+        raise ValueError(f"splits.fixed {glob!r}: training systems cannot be out of distribution")
+    return str(glob), split, bool(ood)
 
 
 def unit_hash(seed: int, text: str) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import ConfigError
+from boltzkinema.settings import settings
 
 
 @dataclass
@@ -37,6 +38,35 @@ class TrunkEmbedding:
             got = getattr(self, name).shape
             if got != shape:
                 raise ValueError(f"{name} has shape {got}, expected {shape}")
+
+
+@settings("trunk")
+class TrunkSettings:
+    """The ``trunk`` section, less its paths (``checkpoint``, ``python``: command-line options)
+    and ``threads`` (the job's OMP_NUM_THREADS, which does not change an embedding)."""
+
+    backend: str
+    c_s: int
+    c_z: int
+    seed: int
+    recycling_steps: int
+    msa: str
+    method: str
+    device: str
+    precision: str
+
+    def backend_params(self) -> dict[str, Any]:
+        """What the configured backend is made with (the boltz2 options only for boltz2)."""
+        params: dict[str, Any] = {"c_s": self.c_s, "c_z": self.c_z, "seed": self.seed}
+        if self.backend == "boltz2":
+            params |= {
+                "recycling_steps": self.recycling_steps,
+                "msa": self.msa,
+                "method": self.method,
+                "device": self.device,
+                "precision": self.precision,
+            }
+        return params
 
 
 class TrunkBackend(Protocol):
