@@ -111,7 +111,8 @@ def ala2_targets(table: pd.DataFrame) -> list[tuple[str, bool, str]]:
             (
                 f"{state} population within {tol:.2f}",
                 abs(m[k] - r[k]) <= tol,
-                f"{m[k]:.3f} vs {r[k]:.3f} (yardstick {y[k]:.3f})",
+                f"{m[k]:.3f} ± {m[k + '_se']:.3f} vs {r[k]:.3f} ± {r[k + '_se']:.3f} "
+                f"(yardstick {y[k]:.3f} ± {y[k + '_se']:.3f}; ± block standard errors)",
             )
         )
     for k, factor in (("alpha_beta_per_ns", 1.5), ("tica_slowest_ns", 2.0)):

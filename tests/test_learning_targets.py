@@ -104,3 +104,28 @@ def test_a_seeded_run_sets_every_seed_and_gets_its_own_results(learning):
     assert out["results"] == "results/peptides_seed1"
     assert [out[s]["seed"] for s in ("train", "sample", "evaluate")] == [1, 1, 1]
     assert out["train"]["steps"] == 4 and cfg["train"]["seed"] == 0
+
+
+def test_alanine_populations_are_judged_within_005_and_shown_with_their_errors(learning):
+    row = dict(
+        phi_jsd=0.09,
+        psi_jsd=0.13,
+        alpha_beta_per_ns=14.0,
+        tica_slowest_ns=0.04,
+        clashes_per_frame=0.0,
+        bond_rmse=0.02,
+        chirality_flips=0.0,
+        **{f"pop_{s}_se": 0.02 for s in ("beta", "alpha_R", "alpha_L")},
+    )
+    pops = {"pop_beta": 0.62, "pop_alpha_R": 0.38, "pop_alpha_L": 0.0}
+    near = {"pop_beta": 0.66, "pop_alpha_R": 0.34, "pop_alpha_L": 0.0}
+    far = {"pop_beta": 0.68, "pop_alpha_R": 0.32, "pop_alpha_L": 0.0}
+    frame = pd.DataFrame(
+        {"model": row | near, "md_yardstick": row | pops, "reference": row | pops}
+    ).T
+    met = {name: (ok, numbers) for name, ok, numbers in learning.ala2_targets(frame)}
+    ok, numbers = met["beta population within 0.05"]
+    assert ok and "0.660 ± 0.020 vs 0.620 ± 0.020" in numbers
+    frame.loc["model", list(far)] = list(far.values())
+    met = {name: ok for name, ok, _ in learning.ala2_targets(frame)}
+    assert not met["beta population within 0.05"] and not met["alpha_R population within 0.05"]

@@ -8,6 +8,7 @@ from boltzkinema.evaluate.ramachandran import (
     ALPHA_R,
     BETA,
     basin,
+    population_errors,
     populations,
     transition_rate_per_ns,
     transitions,
@@ -26,6 +27,32 @@ def test_the_three_basins_sit_where_alanine_dipeptide_has_them():
 def test_populations_are_fractions_of_frames():
     phi, psi = rad(-70, -70, -70, -150), rad(-40, -40, 150, 150)
     assert populations(phi, psi) == {"beta": 0.5, "alpha_R": 0.5, "alpha_L": 0.0}
+
+
+def test_the_population_error_of_independent_frames_is_the_binomial_one():
+    """Frames drawn independently (β with p = 0.6): blocks of 100 frames give back
+    √(p(1 − p)/N) within sampling error."""
+    rng = np.random.default_rng(0)
+    n, p = 40_000, 0.6
+    beta = rng.random(n) < p
+    phi = np.full(n, np.radians(-70.0))
+    psi = np.where(beta, np.radians(150.0), np.radians(-40.0))
+    se = population_errors([(phi, psi)], dt_ns=0.01, block_ns=1.0)
+    expected = np.sqrt(p * (1 - p) / n)
+    assert abs(se["beta"] / expected - 1) < 0.25 and se["alpha_R"] == se["beta"]
+    assert se["alpha_L"] == 0.0
+
+
+def test_a_correlated_series_has_a_larger_population_error_than_its_frame_count_says():
+    """State runs 200 frames long: the error is that of n / 200 independent frames, and one
+    block too few gives NaN."""
+    rng = np.random.default_rng(1)
+    runs = np.repeat(rng.random(400) < 0.5, 200)
+    phi = np.full(len(runs), np.radians(-70.0))
+    psi = np.where(runs, np.radians(150.0), np.radians(-40.0))
+    se = population_errors([(phi, psi)], dt_ns=0.01, block_ns=20.0)
+    assert se["beta"] > 5 * np.sqrt(0.25 / len(runs))
+    assert np.isnan(population_errors([(phi[:100], psi[:100])], 0.01, 20.0)["beta"])
 
 
 def test_jitter_across_a_basin_boundary_is_no_transition():

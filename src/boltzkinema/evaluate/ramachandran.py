@@ -45,6 +45,24 @@ def populations(phi: np.ndarray, psi: np.ndarray) -> dict[str, float]:
     return {s: float(c / max(counts.sum(), 1)) for s, c in zip(STATES, counts, strict=True)}
 
 
+def population_errors(
+    trajectories: list[tuple[np.ndarray, np.ndarray]], dt_ns: float, block_ns: float
+) -> dict[str, float]:
+    """Standard error of each basin's population by block averaging (Flyvbjerg & Petersen
+    1989): every trajectory cut into blocks of ``block_ns`` (the remainder dropped), the error
+    the spread of the block populations over √(number of blocks). Blocks much longer than the
+    slowest relaxation are independent; NaN with fewer than two blocks."""
+    size = max(1, round(block_ns / dt_ns))
+    blocks = [
+        populations(phi[i : i + size], psi[i : i + size])
+        for phi, psi in trajectories
+        for i in range(0, len(phi) - size + 1, size)
+    ]
+    if len(blocks) < 2:
+        return dict.fromkeys(STATES, float("nan"))
+    return {s: float(np.std([b[s] for b in blocks], ddof=1) / np.sqrt(len(blocks))) for s in STATES}
+
+
 def core_path(phi: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """Per frame the state of the last core visited (−1 before the first core)."""
     c = core(phi, psi)
