@@ -101,7 +101,11 @@ def section_settings(wildcards):
     embedding), or the splits section.
     """
     if wildcards.section == "trunk":
-        return {k: v for k, v in TRUNK.items() if k not in ("checkpoint", "python", "threads")}
+        return {
+            k: v
+            for k, v in TRUNK.items()
+            if k not in ("checkpoint", "python", "threads")
+        }
     if wildcards.section == "splits":
         return config["splits"]
     cfg = dataset_cfg(wildcards.section.removeprefix("preprocess."))
