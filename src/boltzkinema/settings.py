@@ -68,13 +68,6 @@ def default_of(node: dict[str, Any]) -> Any:
     return value
 
 
-def section_defaults(section: str) -> dict[str, Any]:
-    """Every default of a section's settings, by name (settings without one are left out)."""
-    props = section_schema(section).get("properties", {})
-    values = {key: default_of(node) for key, node in props.items()}
-    return {key: v for key, v in values.items() if v is not dataclasses.MISSING}
-
-
 def read_settings(cls: type[T], path: str | Path | None, section: str) -> T:
     """The settings ``cls`` of a stage from a JSON file (what a rule writes from the validated
     config), or its defaults without one; an unreadable file or an unknown key is an error that
