@@ -19,7 +19,7 @@ import time
 import torch
 
 from boltzkinema.data.features import ATOM_FEATURES
-from boltzkinema.model import attention
+from boltzkinema.model.layers import attention
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 
 CFG = dict(

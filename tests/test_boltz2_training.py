@@ -29,7 +29,7 @@ from boltzkinema.model.boltz2_weights import (
     checkpoint_weights,
     config_from_checkpoint,
 )
-from boltzkinema.model.frames import is_added_parameter
+from boltzkinema.model.layers.frames import is_added_parameter
 from boltzkinema.sample.job import SampleConfig, run_sampling
 from boltzkinema.settings import SCHEMA_FILE
 from boltzkinema.train.checkpoint import resolve_checkpoint

@@ -8,9 +8,13 @@ import pytest
 import torch
 
 from boltzkinema.data.features import ATOM_FEATURES
-from boltzkinema.model import attention
-from boltzkinema.model.attention import WindowedAtomAttention, init_log_lambdas, temporal_bias
-from boltzkinema.model.frames import (
+from boltzkinema.model.layers import attention
+from boltzkinema.model.layers.attention import (
+    WindowedAtomAttention,
+    init_log_lambdas,
+    temporal_bias,
+)
+from boltzkinema.model.layers.frames import (
     frame_offsets,
     frame_spacing,
     is_added_parameter,

@@ -16,7 +16,7 @@ from Bio.PDB import PDBParser
 from boltzkinema.data.dataset import rmsd_after_superposition
 from boltzkinema.data.pose import Pose
 from boltzkinema.errors import BoltzKinemaError
-from boltzkinema.model.frames import old_layout_hint
+from boltzkinema.model.layers.frames import old_layout_hint
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.sample import coverage, modes
 from boltzkinema.sample.job import SampleConfig, sample_system

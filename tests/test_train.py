@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.store import ShardReader
-from boltzkinema.model.frames import is_added_parameter
+from boltzkinema.model.layers.frames import is_added_parameter
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train import loop
 from boltzkinema.train.loop import TrainConfig, Trainer

@@ -15,8 +15,8 @@ The only parameters without a Boltz-2 counterpart are the temporal attentions, o
 spatial attention of every atom-encoder, token-transformer and atom-decoder layer
 (``*.layers.<i>.temporal.*``), and the frame conditioning (``score_model.frame_conditioning.*``:
 a learned "given" vector and features of the frame spacing and the frame's place in the window,
-added to the single conditioning per frame; see :mod:`boltzkinema.model.frames`). All start at
-zero, so with one noised frame the network computes exactly what Boltz-2's
+added to the single conditioning per frame; see :mod:`boltzkinema.model.layers.frames`). All
+start at zero, so with one noised frame the network computes exactly what Boltz-2's
 ``AtomDiffusion.preconditioned_network_forward`` does.
 
 On top of Boltz-2's formula, frames with σ = 0 are returned exactly as given (noise-as-masking:
@@ -34,8 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from boltzkinema.model.attention import time_distances
-from boltzkinema.model.boltz2_layers import (
+from boltzkinema.model.edm import Denoiser, preconditioning
+from boltzkinema.model.layers.attention import time_distances
+from boltzkinema.model.layers.embedding import RelativePositionEncoder
+from boltzkinema.model.layers.frames import FrameConditioning
+from boltzkinema.model.modules.boltz2 import (
     MOL_TYPES,
     NAME_CHARS,
     NAME_CLASSES,
@@ -44,11 +47,8 @@ from boltzkinema.model.boltz2_layers import (
     Boltz2Conditioning,
     DiffusionConditioning,
     DiffusionTransformer,
-    RelativePositionEncoder,
     SingleConditioning,
 )
-from boltzkinema.model.edm import Denoiser, preconditioning
-from boltzkinema.model.frames import FrameConditioning
 from boltzkinema.trunk.boltz2_features import NUM_ELEMENTS, NUM_TOKENS
 
 # Per-atom feature tensors (atom axis 1) that are zero-padded when M is not a multiple of W.
@@ -254,8 +254,8 @@ class Boltz2DiffusionNetwork(nn.Module):
 
     ``forward(batch, x_noisy, sigma)`` takes a batch of ours, as ``DiffusionNetwork`` does.
     Underneath, :meth:`condition` and :meth:`denoise` take Boltz-2's own feature tensors
-    (``feats``: see :class:`~boltzkinema.model.boltz2_layers.AtomEncoder` and
-    :class:`~boltzkinema.model.boltz2_layers.RelativePositionEncoder`, plus ``token_pad_mask``)
+    (``feats``: see :class:`~boltzkinema.model.modules.boltz2.AtomEncoder` and
+    :class:`~boltzkinema.model.layers.embedding.RelativePositionEncoder`, plus ``token_pad_mask``)
     with x_noisy (B, T, M, 3), sigma / times (ns) / frame_mask (B, T), s_inputs / s_trunk
     (B, N, token_s), z_trunk (B, N, N, token_z). Any atom count M works: atoms are padded to a
     multiple of the query window inside.

@@ -20,9 +20,9 @@ import torch
 
 from boltzkinema.errors import CheckpointError
 from boltzkinema.io.lightning_checkpoint import read_checkpoint
-from boltzkinema.model.attention import TemporalAttention
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
-from boltzkinema.model.frames import FrameConditioning
+from boltzkinema.model.layers.attention import TemporalAttention
+from boltzkinema.model.layers.frames import FrameConditioning
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ Atom encoder (windowed atom attention) → token transformer (pair bias from ``z
 transitions conditioned on the trunk's single representation) → atom decoder. After every
 spatial attention comes a temporal attention across frames; its output projection starts at zero,
 so a fresh model with one frame equals its spatial-only counterpart. EDM preconditioning is per
-frame, and σ = 0 frames come back exactly as given. With temporal attention, every frame also gets
-:class:`~boltzkinema.model.frames.FrameConditioning` (a learned "given" vector instead of a noise
-embedding where σ = 0, and features of the frame spacing and the frame's place in the window),
-zero at initialisation.
+frame, and σ = 0 frames come back exactly as given. With temporal attention, every frame also
+gets :class:`~boltzkinema.model.layers.frames.FrameConditioning` (a learned "given" vector
+instead of a noise embedding where σ = 0, and features of the frame spacing and the frame's place
+in the window), zero at initialisation. The blocks are in
+:mod:`boltzkinema.model.modules.native`, their layers in :mod:`boltzkinema.model.layers`.
 """
 
 from __future__ import annotations
@@ -15,20 +16,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from boltzkinema.data.features import ATOM_FEATURES
-from boltzkinema.model.attention import (
-    PairBiasAttention,
-    TemporalAttention,
-    WindowedAtomAttention,
-    time_distances,
-)
 from boltzkinema.model.edm import Denoiser, preconditioning
-from boltzkinema.model.frames import FixedFourier, FrameConditioning, nearest_given
-from boltzkinema.model.token_maps import gather_tokens, mean_over_atoms
+from boltzkinema.model.layers.attention import time_distances
+from boltzkinema.model.layers.embedding import FourierEmbedding
+from boltzkinema.model.layers.frames import FrameConditioning, nearest_given
+from boltzkinema.model.layers.token_maps import gather_tokens, mean_over_atoms
+from boltzkinema.model.modules.native import AtomBlock, TokenBlock
 
 
 @dataclass(frozen=True)
@@ -56,61 +53,6 @@ class ModelConfig:
         return asdict(self)
 
 
-class ConditionedTransition(nn.Module):
-    """SwiGLU transition with adaptive layer norm from a conditioning vector."""
-
-    def __init__(self, dim: int, cond: int, expansion: int = 2):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
-        self.scale_shift = nn.Linear(cond, 2 * dim)
-        self.up = nn.Linear(dim, 2 * expansion * dim, bias=False)
-        self.down = nn.Linear(expansion * dim, dim, bias=False)
-        self.gate = nn.Linear(cond, dim)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.scale_shift(cond).chunk(2, dim=-1)
-        h = self.norm(x) * (1 + scale) + shift
-        a, b = self.up(h).chunk(2, dim=-1)
-        return x + torch.sigmoid(self.gate(cond)) * self.down(F.silu(a) * b)
-
-
-class AtomBlock(nn.Module):
-    """Windowed atom attention, then temporal attention per atom, then a transition."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.spatial = WindowedAtomAttention(cfg.c_atom, cfg.atom_heads)
-        self.temporal = (
-            TemporalAttention(cfg.c_atom, cfg.atom_heads, cfg.causal) if cfg.temporal else None
-        )
-        self.transition = ConditionedTransition(cfg.c_atom, cfg.c_atom)
-
-    def forward(self, q, cond, atom_mask, dt, frame_mask):
-        b, t, m, c = q.shape
-        q = self.spatial(q.reshape(b * t, m, c), atom_mask.repeat_interleave(t, 0)).view(b, t, m, c)
-        if self.temporal is not None:
-            q = self.temporal(q, dt, frame_mask)
-        return self.transition(q, cond[:, None])
-
-
-class TokenBlock(nn.Module):
-    """Pair-biased token attention, then temporal attention per token, then a transition."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.spatial = PairBiasAttention(cfg.c_token, cfg.token_heads)
-        self.temporal = (
-            TemporalAttention(cfg.c_token, cfg.token_heads, cfg.causal) if cfg.temporal else None
-        )
-        self.transition = ConditionedTransition(cfg.c_token, cfg.c_s)
-
-    def forward(self, x, s, pair_bias, dt, frame_mask):
-        x = self.spatial(x, pair_bias)
-        if self.temporal is not None:
-            x = self.temporal(x, dt, frame_mask)
-        return self.transition(x, s[:, None])
-
-
 class DiffusionNetwork(nn.Module):
     """Denoise a batch of trajectories: ``forward(batch, x_noisy, sigma) -> x_denoised``.
 
@@ -134,18 +76,23 @@ class DiffusionNetwork(nn.Module):
         self.atom_from_x = nn.Linear(3, cfg.c_atom, bias=False)
         if cfg.anchor_given:
             self.atom_from_anchor = nn.Linear(3, cfg.c_atom, bias=False)
-        self.noise_embed = FixedFourier(256, seed=0)  # of c_noise
+        self.noise_embed = FourierEmbedding(256, seed=0)  # of c_noise
         self.noise_to_atom = nn.Linear(256, cfg.c_atom, bias=False)
         self.noise_to_token = nn.Linear(256, cfg.c_token, bias=False)
         self.frame_conditioning = (
             FrameConditioning((cfg.c_atom, cfg.c_token)) if cfg.temporal else None
         )
-        self.encoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_encoder_blocks))
+        causal = cfg.causal if cfg.temporal else None
+        atoms = (cfg.c_atom, cfg.atom_heads, causal)
+        self.encoder = nn.ModuleList(AtomBlock(*atoms) for _ in range(cfg.atom_encoder_blocks))
         self.atom_to_token_proj = nn.Linear(cfg.c_atom, cfg.c_token, bias=False)
         self.token_from_s = nn.Linear(cfg.c_s, cfg.c_token, bias=False)
-        self.tokens = nn.ModuleList(TokenBlock(cfg) for _ in range(cfg.token_blocks))
+        self.tokens = nn.ModuleList(
+            TokenBlock(cfg.c_token, cfg.c_s, cfg.token_heads, causal)
+            for _ in range(cfg.token_blocks)
+        )
         self.token_to_atom = nn.Linear(cfg.c_token, cfg.c_atom, bias=False)
-        self.decoder = nn.ModuleList(AtomBlock(cfg) for _ in range(cfg.atom_decoder_blocks))
+        self.decoder = nn.ModuleList(AtomBlock(*atoms) for _ in range(cfg.atom_decoder_blocks))
         self.out_norm = nn.LayerNorm(cfg.c_atom)
         self.out = nn.Linear(cfg.c_atom, 3, bias=False)
 

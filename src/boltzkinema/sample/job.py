@@ -18,7 +18,7 @@ from boltzkinema.data.pose import Pose
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.model.architectures import build_network, system_features
-from boltzkinema.model.frames import old_layout_hint
+from boltzkinema.model.layers.frames import old_layout_hint
 from boltzkinema.sample import coverage, modes, steering
 from boltzkinema.sample.sampler import SamplerConfig
 from boltzkinema.sample.writers import write_samples

@@ -29,7 +29,7 @@ from boltzkinema.model.architectures import (
     network_config,
     system_features,
 )
-from boltzkinema.model.frames import is_added_parameter
+from boltzkinema.model.layers.frames import is_added_parameter
 from boltzkinema.settings import settings
 from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.batches import StepBatches, accumulation_steps, batches, micro_slot

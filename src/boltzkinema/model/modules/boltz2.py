@@ -1,4 +1,5 @@
-"""Spatial layers of the Boltz-2 structure module, reimplemented with Boltz-2's parameter names.
+"""Composite modules of the Boltz-2 structure module, reimplemented with Boltz-2's parameter names
+from the shared layers of :mod:`boltzkinema.model.layers`.
 
 The computation follows ``boltz==2.2.1`` (``boltz.model.modules.{encodersv2, transformersv2,
 diffusion_conditioning}``, ``boltz.model.layers.{attentionv2, transition}``) so that a Boltz-2
@@ -15,7 +16,6 @@ changes a single-frame result:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -25,124 +25,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from boltzkinema.model.attention import TemporalAttention
-from boltzkinema.model.token_maps import (
+from boltzkinema.model.layers.attention import AttentionPairBias, TemporalAttention
+from boltzkinema.model.layers.embedding import FourierEmbedding
+from boltzkinema.model.layers.precision import float32_region
+from boltzkinema.model.layers.token_maps import (
     gather_tokens,
     mean_over_atoms,
     pair_gather,
     token_index,
 )
+from boltzkinema.model.layers.transition import AdaLN, ConditionedTransitionBlock, Transition
 
-MASK_INF = 1e6  # Boltz adds −1e6 (not −inf) to masked attention logits.
 NAME_CHARS, NAME_CLASSES = 4, 64  # ref_atom_name_chars: 4 characters, one-hot over 64 codes.
 MOL_TYPES = 4
 
 KeyFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def float32_region(x: torch.Tensor) -> torch.autocast:
-    """Autocast off: Boltz keeps these parts in float32 under mixed precision."""
-    return torch.autocast(device_type=x.device.type, enabled=False)
-
-
-class Transition(nn.Module):
-    """SwiGLU MLP with pre-LayerNorm (Boltz ``layers.transition.Transition``)."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=1e-5)
-        self.fc1 = nn.Linear(dim, hidden, bias=False)
-        self.fc2 = nn.Linear(dim, hidden, bias=False)
-        self.fc3 = nn.Linear(hidden, dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x)
-        return self.fc3(F.silu(self.fc1(x)) * self.fc2(x))
-
-
-class SwiGLU(nn.Module):
-    """silu(second half) · first half, as in Boltz (the gate is the second half)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, gates = x.chunk(2, dim=-1)
-        return F.silu(gates) * x
-
-
-class FourierEmbedding(nn.Module):
-    """cos(2π (w·c_noise + b)) with w, b drawn once and frozen (AF3 Algorithm 22)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.proj = nn.Linear(1, dim)
-        nn.init.normal_(self.proj.weight)
-        nn.init.normal_(self.proj.bias)
-        self.proj.requires_grad_(False)
-
-    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
-        """c_noise (...) → (..., dim)."""
-        return torch.cos(2 * math.pi * self.proj(c_noise[..., None]))
-
-
-class RelativePositionEncoder(nn.Module):
-    """Relative residue/token/chain encoding of the Boltz-2 trunk (``rel_pos``, AF3 Algorithm 3).
-
-    Reads ``asym_id``, ``residue_index``, ``entity_id``, ``token_index``, ``sym_id`` and, when
-    ``cyclic_pos_enc``, ``cyclic_period`` (all (B, N)); returns (B, N, N, token_z).
-    """
-
-    def __init__(
-        self,
-        token_z: int,
-        r_max: int = 32,
-        s_max: int = 2,
-        fix_sym_check: bool = False,
-        cyclic_pos_enc: bool = False,
-    ):
-        super().__init__()
-        self.r_max, self.s_max = r_max, s_max
-        self.fix_sym_check, self.cyclic_pos_enc = fix_sym_check, cyclic_pos_enc
-        self.linear_layer = nn.Linear(4 * (r_max + 1) + 2 * (s_max + 1) + 1, token_z, bias=False)
-
-    def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        def pairwise(key: str) -> tuple[torch.Tensor, torch.Tensor]:
-            return feats[key][:, :, None], feats[key][:, None, :]
-
-        r, s = self.r_max, self.s_max
-        same_chain = torch.eq(*pairwise("asym_id"))
-        same_residue = torch.eq(*pairwise("residue_index"))
-        same_entity = torch.eq(*pairwise("entity_id"))
-
-        res_i, res_j = pairwise("residue_index")
-        d_residue = res_i - res_j
-        if self.cyclic_pos_enc and torch.any(feats["cyclic_period"] > 0):
-            period = feats["cyclic_period"]
-            period = torch.where(period > 0, period, torch.zeros_like(period) + 10000)
-            d_residue = (d_residue - period * torch.round(d_residue / period)).long()
-        d_residue = torch.clip(d_residue + r, 0, 2 * r)
-        d_residue = torch.where(same_chain, d_residue, torch.zeros_like(d_residue) + 2 * r + 1)
-
-        tok_i, tok_j = pairwise("token_index")
-        d_token = torch.clip(tok_i - tok_j + r, 0, 2 * r)
-        d_token = torch.where(
-            same_chain & same_residue, d_token, torch.zeros_like(d_token) + 2 * r + 1
-        )
-
-        sym_i, sym_j = pairwise("sym_id")
-        d_chain = torch.clip(sym_i - sym_j + s, 0, 2 * s)
-        other_chain = ~same_entity if self.fix_sym_check else same_chain
-        d_chain = torch.where(other_chain, torch.zeros_like(d_chain) + 2 * s + 1, d_chain)
-
-        return self.linear_layer(
-            torch.cat(
-                [
-                    F.one_hot(d_residue, 2 * r + 2).float(),
-                    F.one_hot(d_token, 2 * r + 2).float(),
-                    same_entity.unsqueeze(-1).float(),
-                    F.one_hot(d_chain, 2 * s + 2).float(),
-                ],
-                dim=-1,
-            )
-        )
 
 
 class SingleConditioning(nn.Module):
@@ -421,85 +318,6 @@ class DiffusionConditioning(nn.Module):
             atom_dec_bias=torch.cat([layer(p) for layer in self.atom_dec_proj_z], dim=-1),
             token_trans_bias=torch.cat([layer(z) for layer in self.token_trans_proj_z], dim=-1),
         )
-
-
-class AdaLN(nn.Module):
-    """Adaptive LayerNorm (Algorithm 26): sigmoid-gated scale and shift from the conditioning."""
-
-    def __init__(self, dim: int, dim_single_cond: int):
-        super().__init__()
-        self.a_norm = nn.LayerNorm(dim, elementwise_affine=False, bias=False)
-        self.s_norm = nn.LayerNorm(dim_single_cond, bias=False)
-        self.s_scale = nn.Linear(dim_single_cond, dim)
-        self.s_bias = nn.Linear(dim_single_cond, dim, bias=False)
-
-    def forward(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        s = self.s_norm(s)
-        return torch.sigmoid(self.s_scale(s)) * self.a_norm(a) + self.s_bias(s)
-
-
-class ConditionedTransitionBlock(nn.Module):
-    """SwiGLU transition with AdaLN and a conditioning-dependent output gate (Algorithm 25)."""
-
-    def __init__(self, dim: int, dim_single_cond: int, expansion_factor: int = 2):
-        super().__init__()
-        inner = dim * expansion_factor
-        self.adaln = AdaLN(dim, dim_single_cond)
-        self.swish_gate = nn.Sequential(nn.Linear(dim, 2 * inner, bias=False), SwiGLU())
-        self.a_to_b = nn.Linear(dim, inner, bias=False)
-        self.b_to_a = nn.Linear(inner, dim, bias=False)
-        gate = nn.Linear(dim_single_cond, dim)
-        nn.init.zeros_(gate.weight)
-        nn.init.constant_(gate.bias, -2.0)
-        self.output_projection = nn.Sequential(gate, nn.Sigmoid())
-
-    def forward(self, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        a = self.adaln(a, s)
-        b = self.swish_gate(a) * self.a_to_b(a)
-        return self.output_projection(s) * self.b_to_a(b)
-
-
-class AttentionPairBias(nn.Module):
-    """Gated multi-head attention with an additive per-head bias (Boltz ``attentionv2``).
-
-    Any leading dimensions; the bias and key mask broadcast over them (e.g. over frames).
-    """
-
-    def __init__(self, c_s: int, num_heads: int):
-        super().__init__()
-        if c_s % num_heads:
-            raise ValueError(f"width {c_s} is not divisible by {num_heads} heads")
-        self.num_heads, self.head_dim = num_heads, c_s // num_heads
-        self.proj_q = nn.Linear(c_s, c_s)
-        self.proj_k = nn.Linear(c_s, c_s, bias=False)
-        self.proj_v = nn.Linear(c_s, c_s, bias=False)
-        self.proj_g = nn.Linear(c_s, c_s, bias=False)
-        self.proj_o = nn.Linear(c_s, c_s, bias=False)
-
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., L, C) → (..., heads, L, d)."""
-        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(-2, -3)
-
-    def forward(
-        self, s: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, k_in: torch.Tensor
-    ) -> torch.Tensor:
-        """s (..., Q, C); k_in (..., K, C); bias (..., heads, Q, K); mask (..., K), 1 = attend."""
-        q, k, v = (
-            self.heads(self.proj_q(s)),
-            self.heads(self.proj_k(k_in)),
-            self.heads(self.proj_v(k_in)),
-        )
-        g = torch.sigmoid(self.proj_g(s))
-        with float32_region(s):
-            logits_bias = bias.float() + (1 - mask[..., None, None, :].float()) * -MASK_INF
-            o = F.scaled_dot_product_attention(
-                q.float(),
-                k.float(),
-                v.float(),
-                attn_mask=logits_bias,
-                scale=1.0 / math.sqrt(self.head_dim),
-            ).to(v.dtype)
-        return self.proj_o(g * o.transpose(-2, -3).flatten(-2))
 
 
 class DiffusionTransformerLayer(nn.Module):

@@ -1,5 +1,6 @@
-"""Attention blocks: temporal attention across frames, windowed atom attention, pair-biased
-token attention. All use ``scaled_dot_product_attention`` with an explicit 1/√d scale."""
+"""Attention layers: temporal attention across frames (both networks), windowed atom attention and
+pair-biased token attention (native layout), gated pair-biased attention (Boltz-2 layout). All go
+through :func:`attend`: ``scaled_dot_product_attention`` with an explicit 1/√d scale."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from boltzkinema.model.layers.precision import float32_region
+
 LAMBDA_MIN, LAMBDA_MAX = 0.004, 0.7  # per ns
 WINDOW_QUERIES, WINDOW_KEYS = 32, 128
+MASK_INF = 1e6  # Boltz adds −1e6 (not −inf) to masked attention logits.
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ / √d + mask) · v; ``mask`` is boolean (True = attend) or an additive bias."""
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, scale=1.0 / math.sqrt(q.shape[-1])
+    )
 
 
 def init_log_lambdas(heads: int) -> torch.Tensor:
@@ -70,18 +81,7 @@ class TemporalAttention(nn.Module):
         bias = temporal_bias(dt, self.log_lambda, frame_mask, self.causal, q.dtype)
         # Per batch element, the (H, T, T) bias is an expanded view over the N atoms/tokens:
         # no copy per atom, and 4-D inputs keep SDPA on its fast path.
-        out = torch.stack(
-            [
-                F.scaled_dot_product_attention(
-                    q[i],
-                    k[i],
-                    v[i],
-                    attn_mask=bias[i].expand(n, h, t, t),
-                    scale=1.0 / math.sqrt(c // h),
-                )
-                for i in range(b)
-            ]
-        )
+        out = torch.stack([attend(q[i], k[i], v[i], bias[i].expand(n, h, t, t)) for i in range(b)])
         return x + self.out(out.permute(0, 3, 1, 2, 4).reshape(b, t, n, c))
 
 
@@ -113,9 +113,7 @@ class WindowedAtomAttention(nn.Module):
         h, d = self.heads, c // self.heads
         q = self.q(hn).view(b, m, h, d).transpose(1, 2)
         k, v = self.kv(hn).view(b, m, 2, h, d).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=atom_mask[:, None, None, :], scale=1.0 / math.sqrt(d)
-        )
+        out = attend(q, k, v, atom_mask[:, None, None, :])
         return out.transpose(1, 2).reshape(b, m, c)
 
     def _windows(self, hn: torch.Tensor, atom_mask: torch.Tensor) -> torch.Tensor:
@@ -135,14 +133,13 @@ class WindowedAtomAttention(nn.Module):
         # to nothing useful; give it one dummy key so the softmax stays finite.
         mask = mask.clone()
         mask[..., side] |= ~mask.any(-1)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask[:, :, None, None, :], scale=1.0 / math.sqrt(d)
-        )
+        out = attend(q, k, v, mask[:, :, None, None, :])
         return out.transpose(2, 3).reshape(b, mp, c)[:, :m]
 
 
-class PairBiasAttention(nn.Module):
-    """Token self-attention with a per-head bias from the pair representation."""
+class TokenPairBiasAttention(nn.Module):
+    """Token self-attention with a per-head bias from the pair representation (native layout:
+    pre-LayerNorm inside, one fused q/k/v projection, −inf on padded tokens)."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -158,8 +155,43 @@ class PairBiasAttention(nn.Module):
         h = self.heads
         hn = self.norm(x)
         q, k, v = self.qkv(hn).view(b, t, n, 3, h, c // h).permute(3, 0, 1, 4, 2, 5)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=pair_bias[:, None].to(q.dtype), scale=1.0 / math.sqrt(c // h)
-        )
+        out = attend(q, k, v, pair_bias[:, None].to(q.dtype))
         out = out.permute(0, 1, 3, 2, 4).reshape(b, t, n, c)
         return x + self.out(torch.sigmoid(self.gate(hn)) * out)
+
+
+class AttentionPairBias(nn.Module):
+    """Gated multi-head attention with an additive per-head bias (Boltz ``attentionv2``).
+
+    Any leading dimensions; the bias and key mask broadcast over them (e.g. over frames).
+    """
+
+    def __init__(self, c_s: int, num_heads: int):
+        super().__init__()
+        if c_s % num_heads:
+            raise ValueError(f"width {c_s} is not divisible by {num_heads} heads")
+        self.num_heads, self.head_dim = num_heads, c_s // num_heads
+        self.proj_q = nn.Linear(c_s, c_s)
+        self.proj_k = nn.Linear(c_s, c_s, bias=False)
+        self.proj_v = nn.Linear(c_s, c_s, bias=False)
+        self.proj_g = nn.Linear(c_s, c_s, bias=False)
+        self.proj_o = nn.Linear(c_s, c_s, bias=False)
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., L, C) → (..., heads, L, d)."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(-2, -3)
+
+    def forward(
+        self, s: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, k_in: torch.Tensor
+    ) -> torch.Tensor:
+        """s (..., Q, C); k_in (..., K, C); bias (..., heads, Q, K); mask (..., K), 1 = attend."""
+        q, k, v = (
+            self.heads(self.proj_q(s)),
+            self.heads(self.proj_k(k_in)),
+            self.heads(self.proj_v(k_in)),
+        )
+        g = torch.sigmoid(self.proj_g(s))
+        with float32_region(s):
+            logits_bias = bias.float() + (1 - mask[..., None, None, :].float()) * -MASK_INF
+            o = attend(q.float(), k.float(), v.float(), logits_bias).to(v.dtype)
+        return self.proj_o(g * o.transpose(-2, -3).flatten(-2))

@@ -17,11 +17,12 @@ keeps its one-frame equivalence, and a fresh native network equals its spatial-o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from boltzkinema.model.layers.embedding import FourierEmbedding
 
 FOURIER_DIM = 64
 # ln Δt (ns) spans about −9 (0.1 ps) to 7 (1 µs); offsets 0..T−1. Scaled to O(1) before the
@@ -54,19 +55,6 @@ def is_added_parameter(name: str) -> bool:
     return ".temporal." in dotted or f".{MODULE_NAME}." in dotted
 
 
-class FixedFourier(nn.Module):
-    """cos(2π (w·x + b)) with w ~ N(0, 1), b ~ U(0, 1) drawn once from a fixed seed."""
-
-    def __init__(self, dim: int, seed: int):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("w", torch.randn(dim, generator=g), persistent=False)
-        self.register_buffer("b", torch.rand(dim, generator=g), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cos(2 * math.pi * (x[..., None] * self.w + self.b))
-
-
 class FrameConditioning(nn.Module):
     """Per-frame vectors (B, T, d) for each width d in ``dims``: given flag plus time features.
 
@@ -75,8 +63,8 @@ class FrameConditioning(nn.Module):
 
     def __init__(self, dims: Sequence[int]):
         super().__init__()
-        self.log_dt = FixedFourier(FOURIER_DIM, seed=101)
-        self.offset = FixedFourier(FOURIER_DIM, seed=102)
+        self.log_dt = FourierEmbedding(FOURIER_DIM, seed=101)
+        self.offset = FourierEmbedding(FOURIER_DIM, seed=102)
         self.given = nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in dims)
         self.time = nn.ModuleList(nn.Linear(2 * FOURIER_DIM, d, bias=False) for d in dims)
         for layer in self.time:
