@@ -42,7 +42,7 @@ def item(m: int = 40, t: int = 4, seed: int = 0, n_lig: int = 5) -> dict:
         "task": "forecast",
         "coords": coords.astype(np.float32),
         "times": np.arange(t, dtype=np.float32),
-        "sigma": np.r_[0.0, np.full(t - 1, 5.0)].astype(np.float32),
+        "sigma_rel": np.r_[0.0, np.full(t - 1, 5.0)].astype(np.float32),
         "atom_features": np.zeros((m, 4), np.float32),
         "atom_to_token": np.arange(m) // 2,
         "mol_type": mol_type,
@@ -169,7 +169,7 @@ def test_losses_make_their_tensors_on_the_batch_device():
         "atom_mask": torch.ones(b, m, dtype=torch.bool, device="meta"),
         "mol_type": torch.zeros(b, m, dtype=torch.long, device="meta"),
         "frame_mask": torch.ones(b, t, dtype=torch.bool, device="meta"),
-        "sigma": torch.ones(b, t, device="meta"),
+        "sigma_rel": torch.ones(b, t, device="meta"),
     }
     assert atom_weights(batch).device.type == "meta"
     pred = torch.zeros(b, t, m, 3, device="meta")

@@ -50,7 +50,7 @@ def test_segments_are_a_function_of_seed_epoch_and_index(example_results):
     b = TrajectoryDataset(manifest, example_results, cfg).item(1, 7)
     c = TrajectoryDataset(manifest, example_results, cfg).item(1, 8)
     assert a["system_id"] == b["system_id"] and np.array_equal(a["coords"], b["coords"])
-    assert np.array_equal(a["sigma"], b["sigma"])
+    assert np.array_equal(a["sigma_rel"], b["sigma_rel"])
     assert not (a["system_id"] == c["system_id"] and np.array_equal(a["coords"], c["coords"]))
     assert len(a["atom_to_token"]) <= 64 and len(a["s_trunk"]) <= 16
     assert abs(a["coords"][0].mean(0)).max() < 1e-3  # centred on the first frame
@@ -155,26 +155,26 @@ def test_noised_frames_of_a_window_share_one_sigma(example_results):
     manifest = pd.read_parquet(example_results / "manifest.parquet")
     ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=6), split=None)
     for i in range(20):
-        sigma = ds.item(0, i)["sigma"]
+        sigma = ds.item(0, i)["sigma_rel"]
         assert (sigma > 0).any() and len(set(sigma[sigma > 0].tolist())) == 1
 
 
 def test_tasks_cover_every_history_length_and_interpolation_span():
-    from boltzkinema.data.masking import TaskConfig, sample_sigmas, window_length
+    from boltzkinema.data.masking import TaskConfig, sample_relative_sigmas, window_length
 
     rng = np.random.default_rng(0)
     cfg = TaskConfig(max_history=3)
     histories, spans = set(), set()
     for _ in range(400):
-        sigma, task = sample_sigmas(8, cfg, rng, "forecast")
+        sigma, task = sample_relative_sigmas(8, cfg, rng, "forecast")
         histories.add(int((sigma == 0).sum()))
         n = window_length("interpolate", 8, rng)
-        sigma, task = sample_sigmas(n, cfg, rng, "interpolate")
+        sigma, task = sample_relative_sigmas(n, cfg, rng, "interpolate")
         assert task == "interpolate" and sigma[0] == sigma[-1] == 0 and (sigma[1:-1] > 0).all()
         spans.add(n)
     assert histories == {1, 2, 3} and spans == set(range(3, 9))
     assert window_length("forecast", 8, rng) == 8
-    per_frame = sample_sigmas(8, TaskConfig(shared_sigma=False), rng, "equilibrium")[0]
+    per_frame = sample_relative_sigmas(8, TaskConfig(shared_sigma=False), rng, "equilibrium")[0]
     assert len(set(per_frame.tolist())) == 8
 
 
@@ -503,7 +503,31 @@ def test_given_frame_noise_touches_only_the_given_frames(example_results):
     )
     a = TrajectoryDataset(manifest, example_results, plain.segment_config()).item(0, 3)
     b = TrajectoryDataset(manifest, example_results, noisy.segment_config()).item(0, 3)
-    given = a["sigma"] == 0
+    given = a["sigma_rel"] == 0
     assert given.any() and (~given).any()
     assert np.array_equal(a["coords"][~given], b["coords"][~given])
     assert 0.05 < np.abs(a["coords"][given] - b["coords"][given]).mean() < 0.15
+
+
+def test_the_networks_sigma_data_scales_the_training_noise(example_results):
+    """One data scale: windows carry σ / σ_data, the trainer noises with the network's σ_data."""
+    from boltzkinema.data.collate import collate
+    from boltzkinema.train.losses import LossWeights
+
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=3, max_atoms=64))
+    batch = collate([ds.item(0, k) for k in range(8)])
+    seen = {}
+
+    class Echo(torch.nn.Module):
+        def forward(self, batch, x_noisy, sigma):
+            seen[len(seen)] = (x_noisy - batch["coords"], sigma)
+            return x_noisy
+
+    for sigma_data in (1.0, 4.0):
+        loop.denoise_loss(
+            Echo(), batch, LossWeights(), sigma_data, torch.Generator().manual_seed(1)
+        )
+    (noise_1, sigma_1), (noise_4, sigma_4) = seen[0], seen[1]
+    assert torch.allclose(sigma_4, 4 * sigma_1) and torch.equal(sigma_1, batch["sigma_rel"])
+    assert torch.allclose(noise_4, 4 * noise_1, atol=1e-4)

@@ -46,7 +46,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "task": [it["task"] for it in items],
         "coords": _pad([it["coords"] for it in items], (t, m, 3)),
         "times": times,
-        "sigma": _pad([it["sigma"] for it in items], (t,)),
+        "sigma_rel": _pad([it["sigma_rel"] for it in items], (t,)),
         "atom_features": _pad(
             [it["atom_features"] for it in items], (m, items[0]["atom_features"].shape[1])
         ),
@@ -70,5 +70,5 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             values = [it[key] for it in items]
             fill = -1 if values[0].dtype.kind in "iu" else 0
             batch[key] = _pad(values, (rows, *values[0].shape[1:]), fill)
-    batch["sigma"] = np.where(frame_mask, batch["sigma"], 0.0).astype(np.float32)
+    batch["sigma_rel"] = np.where(frame_mask, batch["sigma_rel"], 0.0).astype(np.float32)
     return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}

@@ -28,7 +28,7 @@ from safetensors import safe_open
 
 from boltzkinema.data.align import kabsch_rotations
 from boltzkinema.data.features import atom_features
-from boltzkinema.data.masking import TaskConfig, draw_task, sample_sigmas, window_length
+from boltzkinema.data.masking import TaskConfig, draw_task, sample_relative_sigmas, window_length
 from boltzkinema.data.pose import POSES, Pose
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.errors import BoltzKinemaError
@@ -257,7 +257,7 @@ class TrajectoryDataset:
         # The reference turns by a rotation of its own (own stream), never the targets'.
         ref_rot = random_rotation(np.random.default_rng([self.cfg.seed, epoch, index, 1]))
         ref = reference_positions(ref[atoms], ref_rot)
-        sigma, task = sample_sigmas(len(frames), self.cfg.tasks, rng, task)
+        sigma, task = sample_relative_sigmas(len(frames), self.cfg.tasks, rng, task)
         if self.cfg.tasks.given_noise > 0:
             # Generated history is never exact MD: given frames get a little noise (own stream)
             # so that the network learns to continue from imperfect frames.
@@ -295,7 +295,7 @@ class TrajectoryDataset:
             "frames": frames.astype(np.int64),
             "coords": coords.astype(np.float32),
             "times": ((frames - frames[0]) * float(row["frame_dt_ns"])).astype(np.float32),
-            "sigma": sigma.astype(np.float32),
+            "sigma_rel": sigma.astype(np.float32),  # σ / σ_data; 0 for given frames
             "atom_features": atom_features(
                 system.elements[atoms], mol_type, system.atom_names[atoms], ref
             ),

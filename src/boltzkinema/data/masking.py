@@ -27,7 +27,6 @@ class TaskConfig:
 
     probabilities: dict[str, float]
     max_history: int
-    sigma_data: float
     p_mean: float
     p_std: float
     shared_sigma: bool
@@ -55,17 +54,18 @@ def window_length(task: str, n_frames: int, rng: np.random.Generator) -> int:
     return n_frames
 
 
-def sample_sigmas(
+def sample_relative_sigmas(
     n_frames: int, cfg: TaskConfig, rng: np.random.Generator, task: str | None = None
 ) -> tuple[np.ndarray, str]:
-    """σ per frame (0 = conditioning) and the task (drawn unless given), for ``n_frames``.
+    """σ / σ_data per frame (0 = conditioning) and the task (drawn unless given), for
+    ``n_frames``. The trainer multiplies by the network's σ_data, the one data scale there is.
 
     A window too short for its task becomes the nearest one that fits (one frame: equilibrium;
     two frames: forecast instead of interpolate).
     """
     task = draw_task(cfg, rng) if task is None else task
     z = rng.standard_normal(1 if cfg.shared_sigma else n_frames)
-    sigma = cfg.sigma_data * np.exp(cfg.p_mean + cfg.p_std * z) * np.ones(n_frames)
+    sigma = np.exp(cfg.p_mean + cfg.p_std * z) * np.ones(n_frames)
     if n_frames < 2:
         return sigma, "equilibrium"
     if task == "forecast":

@@ -115,9 +115,9 @@ def denoise_loss(
     generator: torch.Generator,
     bf16: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Noise the target frames (σ from the batch), denoise (bf16 autocast on CUDA when asked),
-    and score in float32."""
-    sigma = batch["sigma"]
+    """Noise the target frames (σ = the batch's σ / σ_data times the network's σ_data), denoise
+    (bf16 autocast on CUDA when asked), and score in float32."""
+    sigma = batch["sigma_rel"] * sigma_data
     noise = torch.randn(batch["coords"].shape, generator=generator).to(sigma.device)
     x_noisy = batch["coords"] + noise * sigma[..., None, None]
     on_cuda = bf16 and sigma.device.type == "cuda"

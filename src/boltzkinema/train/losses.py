@@ -35,7 +35,7 @@ class LossWeights:
 
 def target_frames(batch: dict) -> torch.Tensor:
     """(B, T) bool: real frames that were noised."""
-    return batch["frame_mask"] & (batch["sigma"] > 0)
+    return batch["frame_mask"] & (batch["sigma_rel"] > 0)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,9 @@ def structure_loss(pred: torch.Tensor, batch: dict, sigma_data: float) -> torch.
     aligned = weighted_rigid_align(batch["coords"], pred, w)
     se = ((pred - aligned) ** 2).sum(-1)  # (B, T, M)
     per_frame = (se * w[:, None]).sum(-1) / (3.0 * w.sum(-1)[:, None]).clamp_min(1e-8)
-    return _masked_mean(per_frame * loss_weight(batch["sigma"], sigma_data), target_frames(batch))
+    return _masked_mean(
+        per_frame * loss_weight(batch["sigma_rel"] * sigma_data, sigma_data), target_frames(batch)
+    )
 
 
 def bond_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
