@@ -100,6 +100,22 @@ def test_training_ran_and_the_checkpoint_is_resolved(workdir):
     assert len(log) == 40 and log["val_loss"].notna().sum() >= 4
 
 
+def test_each_datasets_preprocess_settings_hold_every_processing_option(workdir):
+    """The file the preprocess job reads names each option the processing takes (the format's
+    frame-spacing convention aside, which the job adds), so none falls back unseen."""
+    from dataclasses import fields
+
+    from boltzkinema.data.process import ProcessOptions
+    from boltzkinema.settings import read_settings
+
+    files = sorted((workdir / "results" / "settings").glob("preprocess.*.json"))
+    options = {f.name for f in fields(ProcessOptions)} - {"default_frame_dt_ns"}
+    assert files
+    for path in files:
+        assert set(json.loads(path.read_text())) == options, path.name
+        read_settings(ProcessOptions, path, "preprocess")
+
+
 def test_nothing_to_do_on_a_second_run(workdir):
     proc = snakemake(workdir, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -95,6 +95,11 @@ def index_args(dataset):
     return " ".join(args)
 
 
+# What the index job takes (paths, the reader, the shard size); every other preprocess or
+# dataset setting is a processing option and goes into the preprocess settings file.
+INDEX_SETTINGS = ("format", "inputs", "topology", "qm", "shard_size")
+
+
 def section_settings(wildcards):
     """What stage_settings writes: a dataset's preprocess settings (the preprocess section with
     the dataset's own on top), the trunk section less its paths and threads (which change no
@@ -109,13 +114,8 @@ def section_settings(wildcards):
     if wildcards.section == "splits":
         return config["splits"]
     cfg = dataset_cfg(wildcards.section.removeprefix("preprocess."))
-    own = ("units", "frame_dt_ns", "keep_residues", "peptide_ligand_max_residues")
-    shared = ("unit_confidence_threshold", "jump_threshold_angstrom", "strict")
-    return (
-        {k: PRE[k] for k in shared}
-        | {k: cfg[k] for k in own}
-        | {"hydrogens": cfg.get("hydrogens", PRE["hydrogens"])}
-    )
+    merged = PRE | cfg
+    return {k: v for k, v in merged.items() if k not in INDEX_SETTINGS}
 
 
 def qm_arg(dataset):
