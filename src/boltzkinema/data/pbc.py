@@ -8,6 +8,8 @@ centre that jumps by more than ``jump_threshold`` between frames, spans one box 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order
@@ -40,6 +42,20 @@ def _tree_levels(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.n
         children = np.flatnonzero(depth == d)
         levels.append((children, parent[children]))
     return levels
+
+
+@dataclass(frozen=True)
+class BondGraph:
+    """What unwrapping needs of a bond graph: the molecule of every atom and the spanning
+    forest's (children, parents) per depth. A pure function of the bonds, so replicas of one
+    topology share it."""
+
+    labels: np.ndarray
+    levels: list[tuple[np.ndarray, np.ndarray]]
+
+
+def bond_graph(n_atoms: int, bonds: np.ndarray) -> BondGraph:
+    return BondGraph(molecules(n_atoms, bonds), _tree_levels(n_atoms, bonds))
 
 
 def _centroids(xyz: np.ndarray, labels: np.ndarray, n_mol: int) -> np.ndarray:
@@ -125,14 +141,16 @@ def unwrap(
     bonds: np.ndarray,
     box: np.ndarray | None,
     jump_threshold: float = 25.0,
+    graph: BondGraph | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Return coordinates with whole molecules, continuous in time, plus what was done.
 
     ``xyz`` (F, N, 3) and ``box`` (F, 3) lengths or (F, 3, 3) triclinic cell vectors, in Å. The
     largest molecule stays where it is; in the first frame every other molecule is imaged next
-    to it when the box is known.
+    to it when the box is known. ``graph`` is :func:`bond_graph` of ``bonds``, when known.
     """
-    labels = molecules(xyz.shape[1], bonds)
+    graph = graph or bond_graph(xyz.shape[1], bonds)
+    labels = graph.labels
     info: dict = {"box": "given" if box is not None else "none"}
     if box is None:
         box = infer_box(xyz, bonds, labels, jump_threshold)
@@ -145,7 +163,7 @@ def unwrap(
         info["cell"] = "triclinic"
     out = np.array(xyz, dtype=np.float64, copy=True)
     per_frame = box[:, None]  # (F, 1, 3) lengths or (F, 1, 3, 3) cell vectors
-    for children, parents in _tree_levels(out.shape[1], bonds):
+    for children, parents in graph.levels:
         at_parents = np.take(out, parents, axis=1)
         delta = minimum_image(np.take(out, children, axis=1) - at_parents, per_frame)
         out[:, children] = at_parents + delta

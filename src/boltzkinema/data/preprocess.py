@@ -19,6 +19,7 @@ from boltzkinema.errors import BoltzKinemaError, InputError
 from boltzkinema.io import atlas, mdcath, mdtraj_files, misato
 from boltzkinema.io.listing import check_listed
 from boltzkinema.io.system import RawSystem, SystemRef
+from boltzkinema.io.topology_cache import TopologyCache
 from boltzkinema.progress import track
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,25 @@ class StrictModeError(BoltzKinemaError):
     """A system was quarantined while ``strict`` is on."""
 
 
-def load_raw(ref: SystemRef, qm_path: str | None, *, peptide_ligand_max_residues: int) -> RawSystem:
-    """Read one system with the reader of its format."""
+def load_raw(
+    ref: SystemRef,
+    qm_path: str | None,
+    *,
+    peptide_ligand_max_residues: int,
+    cache: TopologyCache | None = None,
+) -> RawSystem:
+    """Read one system with the reader of its format (readers whose files hold replicas reuse
+    their topology through ``cache``)."""
     check_listed(ref)
     if ref.format == "misato":
         return misato.load(
-            ref, qm_path=qm_path, peptide_ligand_max_residues=peptide_ligand_max_residues
+            ref,
+            qm_path=qm_path,
+            peptide_ligand_max_residues=peptide_ligand_max_residues,
+            cache=cache,
         )
     if ref.format == "mdcath":
-        return mdcath.load(ref)
+        return mdcath.load(ref, cache=cache)
     if ref.format == "atlas":
         return atlas.load(ref)
     if ref.format == "mdtraj":
@@ -71,8 +82,13 @@ def preprocess_shard(
     *,
     dataset: str = "",
     qm_path: str | None = None,
+    cache: TopologyCache | None = None,
 ) -> ShardReport:
-    """Process every system of a shard; return the report (also written to ``report``)."""
+    """Process every system of a shard; return the report (also written to ``report``).
+
+    Per-topology work is done once per distinct topology of the shard (``cache``, a fresh
+    :class:`TopologyCache` unless given; ``TopologyCache(0)`` turns reuse off)."""
+    cache = TopologyCache() if cache is None else cache
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
     with ShardWriter(output) as writer:
@@ -81,9 +97,12 @@ def preprocess_shard(
             t0 = time.perf_counter()
             try:
                 raw = load_raw(
-                    ref, qm_path, peptide_ligand_max_residues=opts.peptide_ligand_max_residues
+                    ref,
+                    qm_path,
+                    peptide_ligand_max_residues=opts.peptide_ligand_max_residues,
+                    cache=cache,
                 )
-                system, summary = process(raw, opts)
+                system, summary = process(raw, opts, cache)
                 writer.add(system)
                 entries.append(
                     {
@@ -118,6 +137,7 @@ def preprocess_shard(
                 f"{first['file']} [{first['group'] or first['system_id']}]: {first['reason']}. "
                 f"Fix: {first['fix']} (or set strict: false to skip such systems)"
             )
+    log.info("per-topology work reused %d times, done %d times", cache.hits, cache.misses)
     result = ShardReport(
         dataset=dataset,
         shard=Path(output).name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,11 +13,12 @@ import numpy as np
 from boltzkinema.data.align import superpose
 from boltzkinema.data.bonds import bond_lengths, perceive_bonds
 from boltzkinema.data.ligand import Ligand, perceive_ligand
-from boltzkinema.data.pbc import unwrap
+from boltzkinema.data.pbc import BondGraph, bond_graph, unwrap
 from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import MolType, atomic_number, one_letter, residue_mol_type
 from boltzkinema.io.system import RawSystem
+from boltzkinema.io.topology_cache import TopologyCache, fingerprint
 from boltzkinema.io.units import UnitDecision, detect_unit, forced_unit
 from boltzkinema.settings import settings
 
@@ -135,6 +137,9 @@ def removed_residues(raw: RawSystem, mol: np.ndarray, keys: np.ndarray) -> dict[
 
 
 MAX_BOND_ANGSTROM = 3.0  # no covalent bond is longer (S–S 2.05 Å, I–C 2.14 Å)
+# Largest change of any bond length between two systems of one topology that still lets the
+# second reuse the first's bonds and ligand check (thermal bond fluctuations are ~0.05 Å).
+REPLICA_BOND_TOLERANCE = 0.3
 
 
 def split_chains(chain_ids: np.ndarray, keys: np.ndarray, broken: np.ndarray) -> np.ndarray:
@@ -302,9 +307,20 @@ def frame_times(raw: RawSystem, opts: ProcessOptions) -> tuple[np.ndarray, float
     )
 
 
-def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict[str, Any]]:
-    """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system."""
-    check_raw(raw)
+@dataclass(frozen=True)
+class _Selection:
+    """What a raw topology alone decides: molecule types, residues, the solute and the atoms
+    kept, topology bonds within the solute, and what was removed."""
+
+    mol_all: np.ndarray
+    residue_of: np.ndarray
+    keep: np.ndarray
+    sol: np.ndarray
+    topo_bonds: np.ndarray | None
+    removed: dict[str, int]
+
+
+def _select(raw: RawSystem, opts: ProcessOptions) -> _Selection:
     mol_all = classify(raw, opts.keep_residues)
     residue_of = residue_keys(raw)
     solute = mol_all >= 0
@@ -315,27 +331,92 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
             "check residue names (solvent/ion names are removed)",
             "empty_selection",
         )
-    # Solute only from here on (hydrogens kept while the ligand is checked).
     sol = np.flatnonzero(solute)
-    elements = raw.elements[sol]
     remap = np.full(raw.n_atoms, -1)
     remap[sol] = np.arange(len(sol))
     topo_bonds = None
     if raw.bonds is not None and len(raw.bonds):
         b = remap[raw.bonds]
         topo_bonds = np.sort(b[(b >= 0).all(axis=1)], axis=1)
+    return _Selection(
+        mol_all, residue_of, keep, sol, topo_bonds, removed_residues(raw, mol_all, residue_of)
+    )
+
+
+def _bond_graph(
+    xyz0: np.ndarray, elements: np.ndarray, box0: np.ndarray | None, topo_bonds: np.ndarray | None
+) -> tuple[np.ndarray, BondGraph]:
+    """The bonds of the solute (the topology's where they cover it, else perceived on the first
+    frame) and their graph."""
+    bonds = _merge_bonds(topo_bonds, perceive_bonds(xyz0, elements, box0), len(xyz0))
+    return bonds, bond_graph(len(xyz0), bonds)
+
+
+def topology_key(raw: RawSystem, opts: ProcessOptions) -> str:
+    """Fingerprint of everything :func:`process` derives per topology from: replicas share it."""
+    return fingerprint(
+        raw.atom_names,
+        raw.elements,
+        raw.residue_names,
+        raw.residue_ids,
+        raw.chain_ids,
+        raw.ligand_mask,
+        raw.bonds,
+        raw.ligand_bonds,
+        raw.ligand_charge,
+        tuple(opts.keep_residues),
+        opts.hydrogens,
+    )
+
+
+def process(
+    raw: RawSystem, opts: ProcessOptions, cache: TopologyCache | None = None
+) -> tuple[ProcessedSystem, dict[str, Any]]:
+    """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system.
+
+    With a ``cache`` (one per preprocessing job), work that depends on the topology is done once
+    for all systems that share it: the selection, the bonds and their spanning forest, the RDKit
+    ligand check, the sequences and the topology hash. Bonds and the ligand are perceived on the
+    first of those systems and hold for the others, so replicas share one bond graph and one
+    topology hash (and so one trunk entry). The unit is decided per system (one file can hold
+    groups in nm and in Å), and every coordinate-dependent step (unwrapping, broken-bond checks,
+    superposition) is done per system."""
+    cache = TopologyCache(0) if cache is None else cache
+    check_raw(raw)
+    key = topology_key(raw, opts)
+    selection = cache.get(("selection", key), lambda: _select(raw, opts))
+    mol_all, residue_of, keep, sol = (
+        selection.mol_all,
+        selection.residue_of,
+        selection.keep,
+        selection.sol,
+    )
+    # Solute only from here on (hydrogens kept while the ligand is checked).
+    elements = raw.elements[sol]
+    topo_bonds = selection.topo_bonds
     unit = decide_unit(raw.coords[0, sol], elements, topo_bonds, raw, opts)
     scale = unit.scale_to_angstrom
     # np.take keeps (frames, atoms, 3) order in memory; raw.coords[:, sol] puts atoms first,
     # which makes every later per-frame pass strided (several times slower).
     xyz = np.take(raw.coords, sol, axis=1) * scale
     box = raw.box * scale if raw.box is not None else None
-    perceived = perceive_bonds(xyz[0], elements, box[0] if box is not None else None)
-    bonds = _merge_bonds(topo_bonds, perceived, len(sol))
-    unwrapped, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom)
+    box0 = box[0] if box is not None else None
+    bonds, graph = cache.get(
+        ("bonds", key), lambda: _bond_graph(xyz[0], elements, box0, topo_bonds)
+    )
+    unwrapped, unwrap_info = unwrap(xyz, bonds, box, opts.jump_threshold_angstrom, graph=graph)
+    lengths = bond_lengths(unwrapped[0], bonds)
+    first = cache.get(("bond_lengths", key), lambda: lengths)
+    if not np.allclose(lengths, first, rtol=0, atol=REPLICA_BOND_TOLERANCE):
+        # This system's geometry does not fit the bonds of an earlier one of its topology (a
+        # collapsed ligand, a broken chain): it gets all its own perception and checks.
+        raw.notes.append(
+            "bond lengths differ from an earlier system of the same topology by up to "
+            f"{np.abs(lengths - first).max():.2f} Å: bonds perceived for this system alone"
+        )
+        return process(raw, opts)
     chain_ids = raw.chain_ids[sol]
-    broken = np.linalg.norm(unwrapped[0, bonds[:, 0]] - unwrapped[0, bonds[:, 1]], axis=-1)
-    broken = broken > MAX_BOND_ANGSTROM
+    broken = lengths > MAX_BOND_ANGSTROM
     bond_notes = []
     if broken.any():  # e.g. a GROMACS .gro that holds a dimer as one chain
         bond_notes.append(_broken_bonds_note(raw, sol, bonds[broken], unwrapped[0]))
@@ -349,8 +430,11 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
     ligand: Ligand | None = None
     if len(lig_local):
         qm_bonds = _usable_ligand_bonds(raw, xyz[0, lig_local], len(lig_local))
-        ligand = perceive_ligand(
-            xyz[0, lig_local], elements[lig_local], qm_bonds, raw.ligand_charge
+        ligand = cache.get(
+            ("ligand", key, qm_bonds is None),
+            lambda: perceive_ligand(
+                xyz[0, lig_local], elements[lig_local], qm_bonds, raw.ligand_charge
+            ),
         )
         inside = np.isin(bonds, lig_local).any(axis=1)
         bonds = np.concatenate([bonds[~inside], lig_local[ligand.bonds]])
@@ -388,7 +472,13 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "bond_lengths": bond_lengths(xyz[0], bonds).astype(np.float32),
     }
     reference = _reference(raw, atoms, xyz[0])
-    topo_hash = topology_hash(fields)
+    topo_hash, chain_sequences = cache.get(
+        ("hash", key, fingerprint(bonds, chain_index)),
+        lambda: (
+            topology_hash(fields),
+            sequences(mol_type, chain_index, token_index, fields["residue_names"]),
+        ),
+    )
     attrs: dict[str, Any] = {
         "source": raw.ref.path,
         "group": raw.ref.group,
@@ -404,7 +494,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
         "reference_hash": hashlib.sha256(reference.tobytes()).hexdigest()[:16],
         "reference_source": "topology" if raw.reference_angstrom is not None else "first frame",
         "unwrap": unwrap_info,
-        "removed_residues": removed_residues(raw, mol_all, residue_of),
+        "removed_residues": dict(selection.removed),
         "notes": notes,
     }
     if ligand is not None:
@@ -435,7 +525,7 @@ def process(raw: RawSystem, opts: ProcessOptions) -> tuple[ProcessedSystem, dict
             "forced": unit.forced,
             "evidence": unit.evidence,
         },
-        "sequences": sequences(mol_type, chain_index, token_index, fields["residue_names"]),
+        "sequences": dict(chain_sequences),
         "ligand": attrs.get("ligand"),
         "mol_types": sorted({MolType(int(t)).name.lower() for t in np.unique(mol_type)}),
         "frame_dt_evidence": dt_evidence,

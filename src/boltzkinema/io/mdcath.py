@@ -8,6 +8,7 @@ the PDB text ``pdbProteinAtoms`` (atom names come from it); subgroups ``{T}/{rep
 from __future__ import annotations
 
 import glob
+import os
 
 import h5py
 import numpy as np
@@ -16,6 +17,7 @@ from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import normalise_element
 from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
+from boltzkinema.io.topology_cache import TopologyCache
 
 DEFAULT_FRAME_DT_NS = 1.0
 
@@ -61,31 +63,51 @@ def _strings(ds: h5py.Dataset) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=str)
 
 
-def load(ref: SystemRef) -> RawSystem:
-    """Read one temperature/replica of a domain."""
+def _domain_topology(g: h5py.Group) -> tuple[np.ndarray, ...]:
+    """Elements, residue names and numbers, chains, atom names and the PDB reference of one
+    domain group: what its temperatures and replicas share."""
+    missing = [k for k in ("element", "resid", "resname", "chain") if k not in g]
+    if missing:
+        raise InputError(
+            f"datasets {missing} missing",
+            "use an unmodified mdCATH file",
+            code="missing_dataset",
+        )
+    elements = np.array([normalise_element(e) for e in _strings(g["element"])], dtype=str)
+    names: list[str] = []
+    reference = np.zeros((0, 3))
+    if "pdbProteinAtoms" in g:
+        text = g["pdbProteinAtoms"][()]
+        names, reference = _pdb_atoms(text.decode() if isinstance(text, bytes) else str(text))
+    if len(names) != len(elements):
+        names = [f"{e}{i + 1}" for i, e in enumerate(elements)]
+    return (
+        elements,
+        _strings(g["resname"]),
+        np.asarray(g["resid"][()], dtype=np.int64),
+        _strings(g["chain"]),
+        np.array(names, dtype=str),
+        reference,
+    )
+
+
+def load(ref: SystemRef, *, cache: TopologyCache | None = None) -> RawSystem:
+    """Read one temperature/replica of a domain; the domain's topology is read once per file
+    version in ``cache``."""
     domain, temp, rep = ref.group.split("/")
+    stat = os.stat(ref.path)
     with h5py.File(ref.path, "r") as f:
         if ref.group not in f:
             raise InputError(
                 f"group {ref.group!r} not found", "rebuild the dataset index", code="missing_group"
             )
         g = f[domain]
-        missing = [k for k in ("element", "resid", "resname", "chain") if k not in g]
-        if missing:
-            raise InputError(
-                f"datasets {missing} missing",
-                "use an unmodified mdCATH file",
-                code="missing_dataset",
-            )
-        elements = np.array([normalise_element(e) for e in _strings(g["element"])], dtype=str)
-        resnames = _strings(g["resname"])
-        resids = np.asarray(g["resid"][()], dtype=np.int64)
-        chains = _strings(g["chain"])
-        names: list[str] = []
-        reference = np.zeros((0, 3))
-        if "pdbProteinAtoms" in g:
-            text = g["pdbProteinAtoms"][()]
-            names, reference = _pdb_atoms(text.decode() if isinstance(text, bytes) else str(text))
+        elements, resnames, resids, chains, names, reference = (
+            TopologyCache(0) if cache is None else cache
+        ).get(
+            ("mdcath", ref.path, domain, stat.st_mtime_ns, stat.st_size),
+            lambda: _domain_topology(g),
+        )
         if "coords" not in g[temp][rep]:
             raise InputError(
                 f"dataset 'coords' missing for {temp} K replica {rep}",
@@ -95,15 +117,13 @@ def load(ref: SystemRef) -> RawSystem:
         ds = g[temp][rep]["coords"]
         coords = np.asarray(ds[()], dtype=np.float64)
         unit_attr = ds.attrs.get("unit", ds.attrs.get("units"))
-    if len(names) != len(elements):
-        names = [f"{e}{i + 1}" for i, e in enumerate(elements)]
     hint = None
     if unit_attr is not None:
         u = (unit_attr.decode() if isinstance(unit_attr, bytes) else str(unit_attr)).lower()
         hint = "nm" if u in ("nm", "nanometer", "nanometers") else "angstrom"
     return RawSystem(
         ref=ref,
-        atom_names=np.array(names, dtype=str),
+        atom_names=names,
         elements=elements,
         residue_names=resnames,
         residue_ids=resids,

@@ -20,6 +20,7 @@ from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import element_symbols
 from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
+from boltzkinema.io.topology_cache import TopologyCache, fingerprint
 
 DEFAULT_FRAME_DT_NS = 0.08
 LIGAND_RESIDUE = "MOL"
@@ -172,13 +173,102 @@ def _qm_ligand(qm_path: str, key: str) -> tuple[np.ndarray, np.ndarray, int] | N
     return elements, np.unique(pairs, axis=0), charge
 
 
+def _topology(
+    numbers: np.ndarray,
+    res_codes: np.ndarray,
+    begins: np.ndarray,
+    group: str,
+    peptide_ligand_max_residues: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Elements, residue names, atom names, residue numbers, chain ids, the ligand mask and
+    notes, from a group's per-atom atomic numbers, residue codes and molecule starts: what every
+    rerun of one complex shares (computed once per topology through the cache)."""
+    notes: list[str] = []
+    n = len(numbers)
+    if len(res_codes) != n:
+        raise InputError(
+            f"atoms_residue has {len(res_codes)} entries for {n} atoms",
+            "the topology arrays disagree; re-export the group",
+            code="topology_mismatch",
+        )
+    elements = element_symbols(numbers)
+    unknown = np.flatnonzero(elements == "X")
+    if len(unknown):
+        raise InputError(
+            f"{len(unknown)} atoms with an unknown element (atoms_number "
+            f"{int(numbers[unknown[0]])} at atom {int(unknown[0])})",
+            "atoms_number must hold atomic numbers 1-118; re-export the group",
+            code="unknown_element",
+        )
+    known = code_tables()["atoms_residue_map"]
+    codes, inverse = np.unique(res_codes, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    defined = np.array([str(c) in known for c in codes.tolist()], dtype=bool)
+    unknown = np.flatnonzero(~defined[inverse])
+    if len(unknown):
+        raise InputError(
+            f"{len(unknown)} atoms with a residue code MISATO does not define (atoms_residue "
+            f"{int(res_codes[unknown[0]])} at atom {unknown[0]})",
+            "use an unmodified MISATO file, or convert the system to PDB + trajectory and use "
+            "format 'mdtraj'",
+            code="unknown_residue",
+        )
+    resnames = np.array([residue_name(c) for c in codes.tolist()], str)[inverse]
+
+    cuts = sorted({int(b) for b in begins if 0 <= b < n} | {0})
+    bounds = [(a, b) for a, b in zip(cuts, [*cuts[1:], n], strict=True) if b > a]
+    if len(begins) and int(begins[-1]) >= n:
+        notes.append("last molecule is empty (begin index equals the atom count)")
+    ligand = resnames == LIGAND_RESIDUE
+    if not ligand.any() and len(bounds) > 1:
+        a, b = bounds[-1]
+        n_res = len(set(_residues_of_segment(resnames, elements, a, b, group)[0]))
+        if 0 < n_res <= peptide_ligand_max_residues:
+            ligand[a:b] = True
+            notes.append(f"no MOL atoms: last molecule ({n_res} residues) taken as peptide ligand")
+
+    atom_names = np.empty(n, dtype=object)
+    residue_ids = np.zeros(n, dtype=np.int64)
+    chain_ids = np.empty(n, dtype=object)
+    for k, (a, b) in enumerate(bounds):
+        chain_ids[a:b] = chr(ord("A") + k % 26)
+        seg_lig = ligand[a:b]
+        poly = np.flatnonzero(~seg_lig) + a
+        if len(poly):
+            ids, names = _residues_of_segment(resnames, elements, poly[0], poly[-1] + 1, group)
+            residue_ids[poly[0] : poly[-1] + 1] = ids
+            atom_names[poly[0] : poly[-1] + 1] = names
+        lig = np.flatnonzero(seg_lig) + a
+        if len(lig) and (resnames[lig] == LIGAND_RESIDUE).all():
+            residue_ids[lig] = 1 + (residue_ids[poly].max() if len(poly) else 0)
+            counts: dict[str, int] = {}
+            for i in lig:
+                counts[elements[i]] = counts.get(elements[i], 0) + 1
+                atom_names[i] = f"{elements[i]}{counts[elements[i]]}"
+        elif len(lig):
+            ids, names = _residues_of_segment(resnames, elements, lig[0], lig[-1] + 1, group)
+            residue_ids[lig] = ids
+            atom_names[lig] = names
+    return (
+        elements,
+        resnames,
+        atom_names.astype(str),
+        residue_ids,
+        chain_ids.astype(str),
+        ligand,
+        tuple(notes),
+    )
+
+
 def load(
     ref: SystemRef,
     qm_path: str | None = None,
     *,
     peptide_ligand_max_residues: int,
+    cache: TopologyCache | None = None,
 ) -> RawSystem:
-    """Read one MISATO group into a :class:`RawSystem` (coordinates in the file's unit)."""
+    """Read one MISATO group into a :class:`RawSystem` (coordinates in the file's unit); the
+    topology is rebuilt once per distinct topology in ``cache``."""
     key = ref.group
     with h5py.File(ref.path, "r") as f:
         if key not in f:
@@ -218,78 +308,20 @@ def load(
     if coords.ndim == 2:
         coords = coords[None]
     n = len(numbers)
-    if len(res_codes) != n:
-        raise InputError(
-            f"atoms_residue has {len(res_codes)} entries for {n} atoms",
-            "the topology arrays disagree; re-export the group",
-            code="topology_mismatch",
-        )
-    elements = element_symbols(numbers)
-    unknown = np.flatnonzero(elements == "X")
-    if len(unknown):
-        raise InputError(
-            f"{len(unknown)} atoms with an unknown element (atoms_number "
-            f"{int(numbers[unknown[0]])} at atom {int(unknown[0])})",
-            "atoms_number must hold atomic numbers 1-118; re-export the group",
-            code="unknown_element",
-        )
-    known = code_tables()["atoms_residue_map"]
-    codes, inverse = np.unique(res_codes, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    defined = np.array([str(c) in known for c in codes.tolist()], dtype=bool)
-    unknown = np.flatnonzero(~defined[inverse])
-    if len(unknown):
-        raise InputError(
-            f"{len(unknown)} atoms with a residue code MISATO does not define (atoms_residue "
-            f"{int(res_codes[unknown[0]])} at atom {unknown[0]})",
-            "use an unmodified MISATO file, or convert the system to PDB + trajectory and use "
-            "format 'mdtraj'",
-            code="unknown_residue",
-        )
-    resnames = np.array([residue_name(c) for c in codes.tolist()], str)[inverse]
-
-    cuts = sorted({int(b) for b in begins if 0 <= b < n} | {0})
-    bounds = [(a, b) for a, b in zip(cuts, [*cuts[1:], n], strict=True) if b > a]
-    if len(begins) and int(begins[-1]) >= n:
-        notes.append("last molecule is empty (begin index equals the atom count)")
-    ligand = resnames == LIGAND_RESIDUE
-    if not ligand.any() and len(bounds) > 1:
-        a, b = bounds[-1]
-        n_res = len(set(_residues_of_segment(resnames, elements, a, b, key)[0]))
-        if 0 < n_res <= peptide_ligand_max_residues:
-            ligand[a:b] = True
-            notes.append(f"no MOL atoms: last molecule ({n_res} residues) taken as peptide ligand")
-
-    atom_names = np.empty(n, dtype=object)
-    residue_ids = np.zeros(n, dtype=np.int64)
-    chain_ids = np.empty(n, dtype=object)
-    for k, (a, b) in enumerate(bounds):
-        chain_ids[a:b] = chr(ord("A") + k % 26)
-        seg_lig = ligand[a:b]
-        poly = np.flatnonzero(~seg_lig) + a
-        if len(poly):
-            ids, names = _residues_of_segment(resnames, elements, poly[0], poly[-1] + 1, key)
-            residue_ids[poly[0] : poly[-1] + 1] = ids
-            atom_names[poly[0] : poly[-1] + 1] = names
-        lig = np.flatnonzero(seg_lig) + a
-        if len(lig) and (resnames[lig] == LIGAND_RESIDUE).all():
-            residue_ids[lig] = 1 + (residue_ids[poly].max() if len(poly) else 0)
-            counts: dict[str, int] = {}
-            for i in lig:
-                counts[elements[i]] = counts.get(elements[i], 0) + 1
-                atom_names[i] = f"{elements[i]}{counts[elements[i]]}"
-        elif len(lig):
-            ids, names = _residues_of_segment(resnames, elements, lig[0], lig[-1] + 1, key)
-            residue_ids[lig] = ids
-            atom_names[lig] = names
+    topo = (TopologyCache(0) if cache is None else cache).get(
+        ("misato", fingerprint(numbers, res_codes, begins), peptide_ligand_max_residues),
+        lambda: _topology(numbers, res_codes, begins, key, peptide_ligand_max_residues),
+    )
+    elements, resnames, atom_names, residue_ids, chain_ids, ligand, topo_notes = topo
+    notes.extend(topo_notes)
 
     raw = RawSystem(
         ref=ref,
-        atom_names=atom_names.astype(str),
+        atom_names=atom_names,
         elements=elements,
         residue_names=resnames,
         residue_ids=residue_ids,
-        chain_ids=chain_ids.astype(str),
+        chain_ids=chain_ids,
         coords=coords,
         unit_hint=str(unit_attr).lower().replace("å", "angstrom") if unit_attr else "angstrom",
         unit_hint_source="file" if unit_attr else "convention",
