@@ -5,7 +5,9 @@ frames and M atoms (M/8 tokens, 4 heads, 3 spatial layers per stack): the native
 (c_atom 128, c_token 128) and the Boltz-2 layout (atom_s 128, token_s 128, its 32/128 atom
 windows). Each (architecture, T, M) runs in its own process so that peak RSS is clean. Printed:
 seconds and peak MB per step, and the ratio to the size a quarter as large, measured in the
-same run (target: at most 5x time for 4x atoms). Run::
+same run (target: at most 5x time for 4x atoms). The children keep freed memory as the train
+and sample commands do (``util.keep_freed_memory``); ``--default-allocator`` measures glibc's
+default, which unmaps every large block on free and page-faults it back in the next step. Run::
 
     .venv/bin/python benchmarks/model_scaling.py [--atoms 512 2048 8192] [--frames 8 32]
 """
@@ -23,6 +25,7 @@ from model import time_training_step  # benchmarks/model.py (this script's folde
 from boltzkinema.data.features import ATOM_FEATURES
 from boltzkinema.model.boltz2_network import Boltz2Config, Boltz2DiffusionNetwork
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.util import keep_freed_memory
 
 NATIVE = dict(
     c_s=128, c_z=16, c_atom=128, c_token=128, atom_heads=4, token_heads=4,
@@ -94,20 +97,25 @@ def main() -> None:
     p.add_argument("--frames", type=int, nargs="+", default=[8, 32])
     p.add_argument("--atoms", type=int, nargs="+", default=[512, 2048, 8192])
     p.add_argument("--archs", nargs="+", default=["native", "boltz2"])
+    p.add_argument("--default-allocator", action="store_true")
     a = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(1)
     if a.child:
         arch, t, m = a.child[0], int(a.child[1]), int(a.child[2])
+        if not a.default_allocator:
+            keep_freed_memory()
         print(json.dumps(one(arch, t, m, device, a.repeats)))
         return
-    print(f"device: {device}, 1 thread; native {NATIVE}; boltz2 {BOLTZ2}")
+    allocator = "glibc default" if a.default_allocator else "freed memory kept"
+    print(f"device: {device}, 1 thread, {allocator}; native {NATIVE}; boltz2 {BOLTZ2}")
     print(f"{'arch':>7} {'T':>3} {'M':>6} | {'s/step':>8} {'x vs M/4':>8} | {'peak MB':>8}")
     for arch in a.archs:
         for t in a.frames:
             last, prev_m = None, 0
             for m in a.atoms:
                 cmd = [sys.executable, __file__, "--child", arch, str(t), str(m)]
+                cmd += ["--default-allocator"] if a.default_allocator else []
                 out = subprocess.run(
                     [*cmd, "--repeats", str(a.repeats)], capture_output=True, text=True
                 )

@@ -290,7 +290,7 @@ def run_train(a: argparse.Namespace) -> None:
 
     from boltzkinema.train.launch import launch_command
     from boltzkinema.train.loop import TrainConfig, Trainer
-    from boltzkinema.util import atomic_write_text
+    from boltzkinema.util import atomic_write_text, keep_freed_memory
 
     text = Path(a.config).read_text()
     cfg = TrainConfig.from_dict(json.loads(text))
@@ -300,6 +300,7 @@ def run_train(a: argparse.Namespace) -> None:
     if command is not None:
         log.info("starting the training processes: %s", shlex.join(command))
         os.execvp(command[0], command)
+    keep_freed_memory()
     trainer = Trainer(
         cfg,
         a.manifest,
@@ -322,7 +323,9 @@ def run_resolve(a: argparse.Namespace) -> None:
 
 def run_sample(a: argparse.Namespace) -> None:
     from boltzkinema.sample.job import SampleConfig, run_sampling
+    from boltzkinema.util import keep_freed_memory
 
+    keep_freed_memory()
     cfg = SampleConfig.from_dict(json.loads(Path(a.config).read_text()))
     run_sampling(
         a.resolved_checkpoint, a.manifest, a.results_root, a.system, a.mode, cfg, a.output_dir
