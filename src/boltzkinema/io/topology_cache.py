@@ -80,9 +80,9 @@ class TopologyCache:
             self._entries.move_to_end(key)
             return self._entries[key]
         self.misses += 1
-        value = _read_only(compute())
+        value = compute()
         if self.max_entries > 0:
-            self._entries[key] = value
+            self._entries[key] = _read_only(value)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return value
