@@ -20,7 +20,10 @@ import numpy as np
 
 T = TypeVar("T")
 
-DEFAULT_ENTRIES = 64  # a shard rarely holds more distinct topologies at a time than this
+# Readers list replicas next to each other (mdCATH: a domain's temperatures and replicas), so
+# a few entries catch them; each holds about ten per-atom arrays, far less than one system's
+# coordinates, so memory stays bounded by one system.
+DEFAULT_ENTRIES = 8
 
 
 def fingerprint(*parts: Any) -> str:
