@@ -37,4 +37,3 @@ def _released_mb(mode: str) -> float:
 def test_freed_activations_stay_in_the_process_instead_of_going_back_to_the_os():
     assert _released_mb("default") > 48  # glibc unmaps a large block on free
     assert _released_mb("keep") < 8  # kept for the next step's allocations
-
