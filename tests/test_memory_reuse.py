@@ -37,3 +37,11 @@ def _released_mb(mode: str) -> float:
 def test_freed_activations_stay_in_the_process_instead_of_going_back_to_the_os():
     assert _released_mb("default") > 48  # glibc unmaps a large block on free
     assert _released_mb("keep") < 8  # kept for the next step's allocations
+
+
+def test_an_allocator_the_user_configured_is_left_alone():
+    from boltzkinema.util import keep_freed_memory
+
+    assert not keep_freed_memory({"MALLOC_TRIM_THRESHOLD_": "131072"})
+    assert not keep_freed_memory({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1048576"})
+    assert not keep_freed_memory({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"})

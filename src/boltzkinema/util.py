@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -149,16 +149,26 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(environ: Mapping[str, str] = os.environ) -> bool:
     """Make this process reuse the memory it frees instead of handing it back to the OS.
 
     A training or sampling step allocates the same large activations every iteration. glibc
     serves each block above its mmap threshold with a fresh mapping and unmaps it on free, so
-    every step page-faults its activations in again: on CPU that was up to half the step (as
-    system time) and made the step time grow 7-9x for 4x the atoms (benchmarks/model_scaling.py).
-    With mappings off and trimming off, freed blocks stay in the heap for the next step; the
-    resident size stays at its peak. Returns whether it took (False off glibc, e.g. macOS).
+    every step page-faults its activations in again: on CPU that made a step 2.6x slower at
+    8,192 atoms and its time grow 8x for 4x the atoms (benchmarks/model_scaling.py). With
+    mappings and trimming off, freed blocks stay in the heap for the next step; the resident
+    size stays at its peak, which is higher (measured +20-45%). Where the environment already
+    configures the allocator (``MALLOC_*``, ``GLIBC_TUNABLES`` with ``glibc.malloc``, or a
+    preloaded malloc such as jemalloc) that choice is left alone. Returns whether it took
+    (False off glibc, e.g. macOS).
     """
+    chosen = (
+        any(k.startswith("MALLOC_") for k in environ)
+        or "glibc.malloc" in environ.get("GLIBC_TUNABLES", "")
+        or "malloc" in environ.get("LD_PRELOAD", "")
+    )
+    if chosen:
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
