@@ -21,6 +21,7 @@ import torch
 from boltzkinema.data.features import ATOM_FEATURES
 from boltzkinema.model.layers import attention
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
+from boltzkinema.util import keep_freed_memory
 
 CFG = dict(
     c_s=64,
@@ -112,6 +113,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if a.child:
         impl, t, m = a.child[0], int(a.child[1]), int(a.child[2])
+        keep_freed_memory()  # as the train command does
         print(json.dumps(one(impl, t, m, device, a.repeats)))
         return
     print(f"device: {device}; model {CFG}")
