@@ -19,7 +19,7 @@ from boltzkinema.errors import BoltzKinemaError, InputError
 from boltzkinema.io import atlas, mdcath, mdtraj_files, misato
 from boltzkinema.io.listing import check_listed
 from boltzkinema.io.system import RawSystem, SystemRef
-from boltzkinema.io.topology_cache import TopologyCache
+from boltzkinema.io.topology_cache import NO_REUSE, TopologyCache
 from boltzkinema.progress import track
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def load_raw(
     qm_path: str | None,
     *,
     peptide_ligand_max_residues: int,
-    cache: TopologyCache | None = None,
+    cache: TopologyCache = NO_REUSE,
 ) -> RawSystem:
     """Read one system with the reader of its format (readers whose files hold replicas reuse
     their topology through ``cache``)."""

@@ -18,7 +18,7 @@ from boltzkinema.data.store import ProcessedSystem
 from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import MolType, atomic_number, one_letter, residue_mol_type
 from boltzkinema.io.system import RawSystem
-from boltzkinema.io.topology_cache import TopologyCache, fingerprint
+from boltzkinema.io.topology_cache import NO_REUSE, TopologyCache, fingerprint
 from boltzkinema.io.units import UnitDecision, detect_unit, forced_unit
 from boltzkinema.settings import settings
 
@@ -370,7 +370,7 @@ def topology_key(raw: RawSystem, opts: ProcessOptions) -> str:
 
 
 def process(
-    raw: RawSystem, opts: ProcessOptions, cache: TopologyCache | None = None
+    raw: RawSystem, opts: ProcessOptions, cache: TopologyCache = NO_REUSE
 ) -> tuple[ProcessedSystem, dict[str, Any]]:
     """Checks, unit conversion, selection, bonds, unwrapping and superposition of one system.
 
@@ -381,7 +381,6 @@ def process(
     topology hash (and so one trunk entry). The unit is decided per system (one file can hold
     groups in nm and in Å), and every coordinate-dependent step (unwrapping, broken-bond checks,
     superposition) is done per system."""
-    cache = TopologyCache(0) if cache is None else cache
     check_raw(raw)
     key = topology_key(raw, opts)
     selection = cache.get(("selection", key), lambda: _select(raw, opts))

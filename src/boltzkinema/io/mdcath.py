@@ -17,7 +17,7 @@ from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import normalise_element
 from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
-from boltzkinema.io.topology_cache import TopologyCache
+from boltzkinema.io.topology_cache import NO_REUSE, TopologyCache
 
 DEFAULT_FRAME_DT_NS = 1.0
 
@@ -91,7 +91,7 @@ def _domain_topology(g: h5py.Group) -> tuple[np.ndarray, ...]:
     )
 
 
-def load(ref: SystemRef, *, cache: TopologyCache | None = None) -> RawSystem:
+def load(ref: SystemRef, *, cache: TopologyCache = NO_REUSE) -> RawSystem:
     """Read one temperature/replica of a domain; the domain's topology is read once per file
     version in ``cache``."""
     domain, temp, rep = ref.group.split("/")
@@ -102,9 +102,7 @@ def load(ref: SystemRef, *, cache: TopologyCache | None = None) -> RawSystem:
                 f"group {ref.group!r} not found", "rebuild the dataset index", code="missing_group"
             )
         g = f[domain]
-        elements, resnames, resids, chains, names, reference = (
-            TopologyCache(0) if cache is None else cache
-        ).get(
+        elements, resnames, resids, chains, names, reference = cache.get(
             ("mdcath", ref.path, domain, stat.st_mtime_ns, stat.st_size),
             lambda: _domain_topology(g),
         )

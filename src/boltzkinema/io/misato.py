@@ -20,7 +20,7 @@ from boltzkinema.errors import InputError
 from boltzkinema.io.chemistry import element_symbols
 from boltzkinema.io.listing import list_hdf5
 from boltzkinema.io.system import RawSystem, SystemRef
-from boltzkinema.io.topology_cache import TopologyCache, fingerprint
+from boltzkinema.io.topology_cache import NO_REUSE, TopologyCache, fingerprint
 
 DEFAULT_FRAME_DT_NS = 0.08
 LIGAND_RESIDUE = "MOL"
@@ -265,7 +265,7 @@ def load(
     qm_path: str | None = None,
     *,
     peptide_ligand_max_residues: int,
-    cache: TopologyCache | None = None,
+    cache: TopologyCache = NO_REUSE,
 ) -> RawSystem:
     """Read one MISATO group into a :class:`RawSystem` (coordinates in the file's unit); the
     topology is rebuilt once per distinct topology in ``cache``."""
@@ -308,7 +308,7 @@ def load(
     if coords.ndim == 2:
         coords = coords[None]
     n = len(numbers)
-    topo = (TopologyCache(0) if cache is None else cache).get(
+    topo = cache.get(
         ("misato", fingerprint(numbers, res_codes, begins), peptide_ligand_max_residues),
         lambda: _topology(numbers, res_codes, begins, key, peptide_ligand_max_residues),
     )

@@ -1,6 +1,7 @@
 """Per-topology work done once: replicas of one system (mdCATH's temperatures × replicas, MISATO
 reruns) share a topology, so what depends on the topology alone (residue walking, bonds, the
-RDKit ligand check, unit evidence) is computed for the first of them and reused by the others.
+RDKit ligand check, the topology hash) is computed for the first of them and reused by the
+others. The unit is not among them: one file can hold groups of one topology in nm and in Å.
 
 A cache lives for one preprocessing job (a shard); entries are keyed by a content fingerprint of
 the arrays they were derived from, never by a name, so two systems share an entry only when their
@@ -94,3 +95,7 @@ class TopologyCache:
     def size(self) -> int:
         """Entries held now."""
         return len(self._entries)
+
+
+# What a caller without a cache of its own gets: nothing is kept, every call computes.
+NO_REUSE = TopologyCache(0)
