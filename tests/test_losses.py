@@ -13,6 +13,7 @@ from boltzkinema.train.losses import (
     bond_loss,
     chirality_loss,
     flexibility_loss,
+    geometry_weights,
     ligand_centre_loss,
     signed_volumes,
     smooth_lddt_loss,
@@ -174,3 +175,31 @@ def test_losses_make_their_tensors_on_the_batch_device():
     assert atom_weights(batch).device.type == "meta"
     pred = torch.zeros(b, t, m, 3, device="meta")
     assert lddt(pred, batch, chunk=5).device.type == "meta"
+
+
+GEOMETRIC = ("bond", "lddt", "flexibility", "chirality")
+
+
+def _terms_at(sigma_rel: float, geometry_sigma: float | None) -> dict[str, float]:
+    batch = collate([item()])
+    batch["sigma_rel"] = torch.where(batch["sigma_rel"] > 0, sigma_rel, 0.0)
+    weights = LossWeights(geometry_sigma=geometry_sigma)
+    return total_loss(_noisy(batch), batch, weights, 16.0)[1]
+
+
+def test_geometric_terms_fade_at_high_noise_by_s2_over_sigma2_plus_s2():
+    """geometry_sigma s = 0.3 Å: at σ = 16 Å the bond, lDDT, flexibility and chirality terms
+    count 0.09/256.09 of their full weight, at σ = 0.016 Å almost all of it; the denoising
+    (structure) term does not change."""
+    s = 0.3
+    for sigma_rel in (1.0, 0.001):
+        sigma = sigma_rel * 16.0
+        full, faded = _terms_at(sigma_rel, None), _terms_at(sigma_rel, s)
+        for name in GEOMETRIC:
+            assert faded[name] == pytest.approx(full[name] * s**2 / (sigma**2 + s**2), rel=1e-5)
+        assert faded["structure"] == full["structure"]
+
+
+def test_without_geometry_sigma_every_noise_level_weighs_the_same():
+    assert LossWeights().geometry_sigma is None
+    assert geometry_weights(torch.tensor([0.01, 1.0, 100.0]), None).tolist() == [1.0, 1.0, 1.0]

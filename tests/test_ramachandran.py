@@ -8,8 +8,10 @@ from boltzkinema.evaluate.ramachandran import (
     ALPHA_R,
     BETA,
     basin,
+    conditional_probabilities,
     population_errors,
     populations,
+    stationary_populations,
     transition_rate_per_ns,
     transitions,
 )
@@ -67,3 +69,20 @@ def test_core_to_core_crossings_are_counted_both_ways_per_ns():
     phi = rad(*([-70] * len(psi)))
     assert transitions([(phi, psi)], ALPHA_R, BETA) == 3
     assert transition_rate_per_ns([(phi, psi)], dt_ns=0.5) == 3 / (6 * 0.5)
+
+
+def test_conditional_probabilities_count_where_each_start_ends():
+    start = np.array([BETA, BETA, BETA, BETA, ALPHA_R, ALPHA_R])
+    end = np.array([BETA, BETA, BETA, ALPHA_R, BETA, ALPHA_R])
+    p = conditional_probabilities(start, end)
+    assert np.allclose(p[BETA], [0.75, 0.25, 0.0]) and np.allclose(p[ALPHA_R], [0.5, 0.5, 0.0])
+    assert np.isnan(p[2]).all()
+
+
+def test_the_stationary_populations_balance_the_flows_between_two_basins():
+    """β → αR with 0.1, αR → β with 0.2: π_β · 0.1 = π_αR · 0.2, so π = (2/3, 1/3); a basin
+    never started from gets 0."""
+    p = np.full((3, 3), np.nan)
+    p[BETA, :] = [0.9, 0.1, 0.0]
+    p[ALPHA_R, :] = [0.2, 0.8, 0.0]
+    assert np.allclose(stationary_populations(p), [2 / 3, 1 / 3, 0.0])

@@ -94,3 +94,28 @@ def transition_rate_per_ns(
     if frames == 0:
         return float("nan")
     return transitions(trajectories, a, b) / (frames * dt_ns)
+
+
+def conditional_probabilities(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """P[i, j] = fraction of the pairs starting in basin ``i`` that end in basin ``j`` (paired
+    arrays of basin indices); a row without starts is NaN. At one lag this is the empirical
+    transition matrix between the basins (one window of a model, or MD over the same time)."""
+    n = len(STATES)
+    counts = np.zeros((n, n))
+    np.add.at(counts, (np.asarray(start), np.asarray(end)), 1.0)
+    with np.errstate(invalid="ignore"):
+        return counts / counts.sum(axis=1, keepdims=True)
+
+
+def stationary_populations(p: np.ndarray) -> np.ndarray:
+    """The populations a basin transition matrix ``p`` leaves unchanged (deeptime's stationary
+    distribution of the Markov chain), over the basins that have starts; 0 elsewhere. Applied
+    over and over, as a rollout applies its window, ``p`` drives any start to these."""
+    from deeptime.markov.msm import MarkovStateModel
+
+    ok = np.isfinite(p).all(axis=1)
+    sub = p[np.ix_(ok, ok)]
+    sub = sub / sub.sum(axis=1, keepdims=True)
+    out = np.zeros(len(p))
+    out[ok] = MarkovStateModel(sub).stationary_distribution
+    return out

@@ -1,5 +1,12 @@
 """Training losses, each masked to noised (target) frames and real atoms, and normalised per
-frame and per atom so that the amount of padding in a batch does not change them."""
+frame and per atom so that the amount of padding in a batch does not change them.
+
+The structure term is the denoising objective (EDM-weighted MSE): its optimum is the posterior
+mean, which is what makes the sampler draw from the data's distribution. The geometric terms
+(bond, lDDT, flexibility, chirality) ask the denoised output to be one valid structure; with
+``geometry_sigma`` they weigh s²/(σ² + s²) per frame, so that they shape the low-noise detail
+but leave the high-noise choice between conformations to the denoising objective.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class LossWeights:
     flexibility: float
     ligand_centre: float
     chirality: float
+    geometry_sigma: float | None
     lddt_cutoff: float
     chunk: int
 
@@ -38,9 +46,25 @@ def target_frames(batch: dict) -> torch.Tensor:
     return batch["frame_mask"] & (batch["sigma_rel"] > 0)
 
 
+def geometry_weights(sigma: torch.Tensor, scale: float | None) -> torch.Tensor:
+    """Per-frame weight of the geometric terms at noise level ``sigma`` (Å): s²/(σ² + s²) for
+    ``scale`` s, 1 where ``scale`` is None."""
+    if scale is None:
+        return torch.ones_like(sigma)
+    return scale**2 / (sigma**2 + scale**2)
+
+
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _per_frame(values: torch.Tensor, frame_weight: torch.Tensor | None) -> torch.Tensor:
+    """``values`` (B, T, ...) times a per-frame weight (B, T), where one is given. The weight
+    scales a frame's contribution; the mean stays over the unweighted count of elements."""
+    if frame_weight is None:
+        return values
+    return values * frame_weight.reshape(*frame_weight.shape, *(1,) * (values.dim() - 2))
 
 
 def atom_weights(batch: dict) -> torch.Tensor:
@@ -82,8 +106,9 @@ def structure_loss(pred: torch.Tensor, batch: dict, sigma_data: float) -> torch.
     )
 
 
-def bond_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Squared bond-length error over real bonds of target frames."""
+def bond_loss(pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None):
+    """Squared bond-length error over real bonds of target frames (each frame's errors times
+    its ``frame_weight``, (B, T), where given)."""
     i, j = batch["bonds"][..., 0], batch["bonds"][..., 1]
 
     def lengths(x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +118,7 @@ def bond_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
 
     err = (lengths(pred) - lengths(batch["coords"])) ** 2
     mask = batch["bond_mask"][:, None, :] & target_frames(batch)[..., None]
-    return _masked_mean(err, mask)
+    return _masked_mean(_per_frame(err, frame_weight), mask)
 
 
 def signed_volumes(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -110,8 +135,9 @@ def signed_volumes(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return (torch.cross(u[0], u[1], dim=-1) * u[2]).sum(-1)
 
 
-def chirality_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Squared error of the signed volumes at stereo centres on target frames.
+def chirality_loss(pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None):
+    """Squared error of the signed volumes at stereo centres on target frames (times
+    ``frame_weight`` per frame, where given).
 
     Distances (bond, lDDT) are blind to a mirror image; this term is not: a centre turned into
     its mirror image costs about 2.4, a flattened one about 0.6. Without it, autoregressive
@@ -120,11 +146,18 @@ def chirality_loss(pred: torch.Tensor, batch: dict) -> torch.Tensor:
         signed_volumes(pred, batch["centres"]) - signed_volumes(batch["coords"], batch["centres"])
     ) ** 2
     mask = batch["centre_mask"][:, None, :] & target_frames(batch)[..., None]
-    return _masked_mean(err, mask)
+    return _masked_mean(_per_frame(err, frame_weight), mask)
 
 
-def smooth_lddt_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int) -> torch.Tensor:
-    """1 − smooth lDDT over pairs within ``cutoff`` Å in the truth, in row chunks (never M×M)."""
+def smooth_lddt_loss(
+    pred: torch.Tensor,
+    batch: dict,
+    cutoff: float,
+    chunk: int,
+    frame_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """1 − smooth lDDT over pairs within ``cutoff`` Å in the truth, in row chunks (never M×M);
+    each frame's times its ``frame_weight`` where given."""
     true, atom_mask = batch["coords"], batch["atom_mask"]
     m = true.shape[2]
     score = torch.zeros(true.shape[:2], dtype=pred.dtype, device=pred.device)
@@ -141,7 +174,7 @@ def smooth_lddt_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int)
         score = score + (s * mask).sum((-1, -2))
         pairs = pairs + mask.sum((-1, -2))
     lddt = score / pairs.clamp_min(1.0)
-    return _masked_mean(1.0 - lddt, target_frames(batch) & (pairs > 0))
+    return _masked_mean(_per_frame(1.0 - lddt, frame_weight), target_frames(batch) & (pairs > 0))
 
 
 def _rmsf(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -156,15 +189,27 @@ def _rmsf(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     )
 
 
-def flexibility_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int) -> torch.Tensor:
+def flexibility_loss(
+    pred: torch.Tensor,
+    batch: dict,
+    cutoff: float,
+    chunk: int,
+    frame_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Match fluctuations: per-atom RMSF, distance-weighted spread of pairwise distances, and the
-    spread of distances within each token (local). Needs two or more real frames."""
+    spread of distances within each token (local). Needs two or more real frames. A window's
+    errors count with the mean ``frame_weight`` of its target frames, where given."""
     frames = batch["frame_mask"]
-    ok = (frames.sum(1) >= 2) & target_frames(batch).any(1)  # (B,)
+    targets = target_frames(batch)
+    ok = (frames.sum(1) >= 2) & targets.any(1)  # (B,)
     if not ok.any():
         return pred.sum() * 0.0
+    window = torch.ones(ok.shape, dtype=pred.dtype, device=pred.device)
+    if frame_weight is not None:
+        t = targets.to(pred.dtype)
+        window = (frame_weight * t).sum(1) / t.sum(1).clamp_min(1.0)
     true, atom_mask = batch["coords"], batch["atom_mask"]
-    rmsf_err = (_rmsf(pred, frames) - _rmsf(true, frames)) ** 2
+    rmsf_err = (_rmsf(pred, frames) - _rmsf(true, frames)) ** 2 * window[:, None]
     rmsf_term = _masked_mean(rmsf_err, atom_mask & ok[:, None])
     m = true.shape[2]
     f = frames.to(pred.dtype)[..., None, None]
@@ -182,7 +227,7 @@ def flexibility_loss(pred: torch.Tensor, batch: dict, cutoff: float, chunk: int)
             mean = (d * f).sum(1) / n_f
             return (((d - mean[:, None]) ** 2 * f).sum(1) / n_f).clamp_min(1e-10).sqrt()
 
-        err = (std(d_pred) - std(d_true)) ** 2  # (B, c, M)
+        err = (std(d_pred) - std(d_true)) ** 2 * window[:, None, None]  # (B, c, M)
         ref = d_true[:, 0]
         mask = (ref < cutoff) & atom_mask[:, rows, None] & atom_mask[:, None, :] & ok[:, None, None]
         w = torch.exp(-ref / 10.0) * mask
@@ -210,13 +255,14 @@ def total_loss(
     pred: torch.Tensor, batch: dict, weights: LossWeights, sigma_data: float
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of all terms, and each term's value for the log."""
+    w = geometry_weights(batch["sigma_rel"] * sigma_data, weights.geometry_sigma)
     terms = {
         "structure": structure_loss(pred, batch, sigma_data),
-        "bond": bond_loss(pred, batch),
-        "lddt": smooth_lddt_loss(pred, batch, weights.lddt_cutoff, weights.chunk),
-        "flexibility": flexibility_loss(pred, batch, weights.lddt_cutoff, weights.chunk),
+        "bond": bond_loss(pred, batch, w),
+        "lddt": smooth_lddt_loss(pred, batch, weights.lddt_cutoff, weights.chunk, w),
+        "flexibility": flexibility_loss(pred, batch, weights.lddt_cutoff, weights.chunk, w),
         "ligand_centre": ligand_centre_loss(pred, batch),
-        "chirality": chirality_loss(pred, batch),
+        "chirality": chirality_loss(pred, batch, w),
     }
     total = sum(getattr(weights, k) * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
