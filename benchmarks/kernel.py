@@ -60,7 +60,7 @@ def one_window(model, inputs, histories: np.ndarray, cfg: SampleConfig, gen, bat
     for i in range(0, len(histories), batch):
         part = torch.from_numpy(histories[i : i + batch].astype(np.float32))
         known = torch.cat([part, torch.zeros(len(part), k, *part.shape[2:])], dim=1)
-        out.append(modes._window(model, inputs, known, mask, times, sampler, gen)[:, h:])
+        out.append(modes.sample_window(model, inputs, known, mask, times, sampler, gen)[:, h:])
     return torch.cat(out).numpy()
 
 

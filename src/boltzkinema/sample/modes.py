@@ -100,7 +100,7 @@ def batch_for(inputs: SystemInputs, times: torch.Tensor, n_samples: int) -> dict
     }
 
 
-def _window(
+def sample_window(
     model: nn.Module,
     inputs: SystemInputs,
     known: torch.Tensor,
@@ -158,7 +158,7 @@ def forecast(
             known = torch.cat([traj[:, -h:], torch.zeros(n_samples, k, *traj.shape[2:])], dim=1)
             mask = torch.arange(h + k) < h
             times = torch.arange(h + k) * dt_ns
-            out = _window(model, inputs, known, mask, times, cfg, generator)
+            out = sample_window(model, inputs, known, mask, times, cfg, generator)
             traj = torch.cat([traj, out[:, h:]], dim=1)
             shown.update(k)
     return traj, np.arange(traj.shape[1]) * dt_ns
@@ -182,7 +182,7 @@ def interpolate(
     mask = torch.zeros(t, dtype=torch.bool)
     mask[0] = mask[-1] = True
     times = torch.arange(t) * dt_ns
-    return _window(model, inputs, known, mask, times, cfg, generator), times.numpy()
+    return sample_window(model, inputs, known, mask, times, cfg, generator), times.numpy()
 
 
 def hierarchical(
