@@ -113,17 +113,17 @@ def test_unbinding_bounds_the_history_and_tracks_the_ligand(model, system):
         n_frames=3, window=4, history=3, max_history=1, n_samples=1, sampler={"n_steps": 2}
     )
     calls = []
-    real = modes._window
+    real = modes.sample_window
 
     def spy(model_, inputs, known, mask, times, sampler, gen):
         calls.append(int(mask.sum()))
         return real(model_, inputs, known, mask, times, sampler, gen)
 
-    modes._window = spy
+    modes.sample_window = spy
     try:
         coords, _, extras = sample_system(model, system, "unbinding", cfg, 0.001)
     finally:
-        modes._window = real
+        modes.sample_window = real
     assert set(calls) == {1}
     assert extras["ligand_centre_distance"].shape == (1, coords.shape[1])
 
