@@ -49,13 +49,15 @@ def states(system, traj: np.ndarray) -> np.ndarray:
     return rama.basin(phi, psi)
 
 
-def one_window(model, inputs, histories: np.ndarray, cfg: SampleConfig, gen, batch: int):
+def one_window(
+    model, inputs, histories: np.ndarray, cfg: SampleConfig, dt_ns: float, gen, batch: int
+):
     """Generated frames (S, k, M, 3) after each history (S, h, M, 3), one window each."""
     h = histories.shape[1]
     k = cfg.window - h
     sampler = SamplerConfig(**cfg.sampler)
     mask = torch.arange(h + k) < h
-    times = torch.arange(h + k) * float(cfg.dt_ns)
+    times = torch.arange(h + k) * dt_ns
     out = []
     for i in range(0, len(histories), batch):
         part = torch.from_numpy(histories[i : i + batch].astype(np.float32))
@@ -86,10 +88,9 @@ def main() -> None:
     cfg = SampleConfig.from_dict(raw)
     table = pd.read_parquet(args.results / "manifest.parquet").set_index("system_id")
     model = load_model(checkpoint)
-    torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    h = min(cfg.history, cfg.max_history, cfg.window - 1)
+    h = min(cfg.max_history, cfg.window - 1)  # what every forecast window after the first sees
     k = cfg.window - h
     md_start, md_end, gen_start, gen_end = [], [], [], []
     t0 = time.perf_counter()
@@ -103,12 +104,13 @@ def main() -> None:
         )  # fmt: skip
         inputs.steer = steering_for(inputs.system, cfg, torch.device("cpu"))
         inputs.pose = trained_pose(checkpoint, inputs.system)
-        frames = reference_at(inputs.system, float(cfg.dt_ns))
+        dt_ns = cfg.dt_ns or float(row["frame_dt_ns"])
+        frames = reference_at(inputs.system, dt_ns)
         basins = states(inputs.system, frames)
         last = np.sort(rng.choice(np.arange(h - 1, len(frames) - k), per_system, replace=False))
         hist = np.stack([frames[t - h + 1 : t + 1] for t in last])
         hist = np.repeat(hist, args.samples, axis=0)
-        out = one_window(model, inputs, hist, cfg, gen, args.batch)
+        out = one_window(model, inputs, hist, cfg, dt_ns, gen, args.batch)
         n_windows += len(out)
         gen_b = states(inputs.system, out.reshape(-1, *out.shape[2:])).reshape(len(out), k)
         start = np.repeat(basins[last], args.samples)
@@ -129,7 +131,7 @@ def main() -> None:
         sg, sm = rama.stationary_populations(pg), rama.stationary_populations(pm)
         for i, a in enumerate(names):
             rows.append(
-                {"lag_ps": round(lag * float(cfg.dt_ns) * 1000), "from": a}
+                {"lag_ps": round(lag * dt_ns * 1000), "from": a}
                 | {f"model->{b}": pg[i, j] for j, b in enumerate(names)}
                 | {f"md->{b}": pm[i, j] for j, b in enumerate(names)}
             )

@@ -106,7 +106,9 @@ def structure_loss(pred: torch.Tensor, batch: dict, sigma_data: float) -> torch.
     )
 
 
-def bond_loss(pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None):
+def bond_loss(
+    pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared bond-length error over real bonds of target frames (each frame's errors times
     its ``frame_weight``, (B, T), where given)."""
     i, j = batch["bonds"][..., 0], batch["bonds"][..., 1]
@@ -135,7 +137,9 @@ def signed_volumes(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return (torch.cross(u[0], u[1], dim=-1) * u[2]).sum(-1)
 
 
-def chirality_loss(pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None):
+def chirality_loss(
+    pred: torch.Tensor, batch: dict, frame_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared error of the signed volumes at stereo centres on target frames (times
     ``frame_weight`` per frame, where given).
 
