@@ -39,10 +39,21 @@ def onto_target(mobile: Array, target: Array) -> tuple[Array, Array]:
 
 
 def superpose(xyz: np.ndarray, selection: np.ndarray) -> np.ndarray:
-    """Superpose all frames on frame 0 by ``selection`` atoms; frame 0's selection centred at 0."""
-    sel = xyz[:, selection]
-    centres = sel.mean(axis=1, keepdims=True)
-    target = sel[0] - centres[0]
-    rot = kabsch_rotations(sel - centres, target)
+    """Superpose all frames on frame 0 by ``selection`` atoms; frame 0's selection centred at 0.
+
+    Centres and rotations come from float64 sums, whatever the input precision, and no
+    centred copy of the frames is made: against a centred target the uncentred covariance is
+    the centred one, ``(x - c) @ R`` is ``x @ R - c @ R`` (subtracted one coordinate at a time:
+    a broadcast over a last axis of length 3 is several times slower), and unselected atoms
+    get zero weight instead of being gathered.
+    """
+    x64 = xyz.astype(np.float64)
+    centres = (selection / selection.sum()) @ x64  # (F, 3)
+    target = np.where(selection[:, None], x64[0] - centres[0], 0.0)
+    rot = kabsch_rotations(x64, target).astype(xyz.dtype)
     rot[0] = np.eye(3)
-    return np.matmul(xyz - centres, rot)
+    out = np.matmul(xyz, rot)
+    shift = np.matmul(centres[:, None].astype(xyz.dtype), rot)  # (F, 1, 3)
+    for k in range(3):
+        out[..., k] -= shift[..., k]
+    return out

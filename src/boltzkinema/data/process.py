@@ -396,8 +396,11 @@ def process(
     unit = decide_unit(raw.coords[0, sol], elements, topo_bonds, raw, opts)
     scale = unit.scale_to_angstrom
     # np.take keeps (frames, atoms, 3) order in memory; raw.coords[:, sol] puts atoms first,
-    # which makes every later per-frame pass strided (several times slower).
-    xyz = np.take(raw.coords, sol, axis=1) * scale
+    # which makes every later per-frame pass strided (several times slower). Nothing below
+    # writes into xyz, so a solute-only file in Å is used as read, without a copy.
+    xyz = raw.coords if len(sol) == raw.n_atoms else np.take(raw.coords, sol, axis=1)
+    if scale != 1.0:
+        xyz = xyz * scale
     box = raw.box * scale if raw.box is not None else None
     box0 = box[0] if box is not None else None
     bonds, graph = cache.get(
@@ -506,7 +509,7 @@ def process(
         }
     system = ProcessedSystem(
         raw.ref.system_id,
-        xyz.astype(np.float32),
+        xyz.astype(np.float32, copy=False),
         times,
         **fields,
         attrs=attrs,

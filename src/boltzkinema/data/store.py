@@ -107,7 +107,7 @@ class ShardWriter:
         m = system.n_atoms
         g.create_dataset(
             "coords",
-            data=system.coords.astype(np.float32),
+            data=np.asarray(system.coords, dtype=np.float32),
             chunks=(1, max(m, 1), 3) if system.n_frames else None,
         )
         g.create_dataset("times_ns", data=system.times_ns.astype(np.float64))
