@@ -128,7 +128,7 @@ def measure(results: Path, workers: int, n_items: int, batch: int, seg: dict) ->
         if k == 0:  # worker start-up and the first reads are not throughput
             warm = time.perf_counter()
             first_rss = rss_mb()
-        assert b["coords"].shape[0] == batch
+        assert b[0]["coords"].shape[0] == batch  # one micro-batch: no accumulation
     end = time.perf_counter()
     items.close()
     return {

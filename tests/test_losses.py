@@ -132,6 +132,12 @@ def test_stereo_centres_are_atoms_with_three_bonded_neighbours():
     assert centres.tolist() == [[1, 0, 2, 3], [4, 3, 5, 6], [6, 4, 7, 8]]
 
 
+def test_stereo_centres_ignore_bond_direction_order_and_repeats():
+    bonds = np.array([[0, 1], [1, 2], [1, 3], [3, 4], [4, 5], [4, 6], [6, 7], [6, 8], [8, 9]])
+    messy = np.concatenate([bonds[::-1, ::-1], bonds[:3]])
+    assert np.array_equal(stereo_centres(10, messy), stereo_centres(10, bonds))
+
+
 def test_chirality_loss_sees_a_mirror_image_and_nothing_rigid():
     batch = collate([item()])
     assert batch["centre_mask"].sum() > 0

@@ -477,6 +477,21 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients(example_resu
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads, strict=True))
 
 
+def test_trunk_rows_and_columns_of_scattered_tokens_come_as_cached(example_results):
+    from safetensors.numpy import load_file as load_arrays
+
+    manifest = pd.read_parquet(example_results / "manifest.parquet")
+    ds = TrajectoryDataset(manifest, example_results, SegmentConfig(n_frames=3, max_atoms=64))
+    rel = ds.rows["trunk_path"].iloc[0]
+    cached = load_arrays(str(example_results / rel))
+    tokens = np.array([1, 4, 5, 9])
+    s_in, s_tr, z = ds._trunk(rel, tokens)
+    assert z.dtype == np.float16  # as stored; denoise_loss widens it on the device
+    assert np.array_equal(s_in, cached["s_inputs"][tokens])
+    assert np.array_equal(s_tr, cached["s_trunk"][tokens])
+    assert np.array_equal(z, cached["z_trunk"][np.ix_(tokens, tokens)])
+
+
 def test_segments_do_not_depend_on_which_process_makes_them(example_results):
     from concurrent.futures import ProcessPoolExecutor
 

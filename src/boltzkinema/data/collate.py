@@ -12,7 +12,9 @@ from boltzkinema.data.bonds import stereo_centres
 
 
 def _pad(arrays: list[np.ndarray], shape: tuple[int, ...], fill: float = 0) -> np.ndarray:
-    out = np.full((len(arrays), *shape), fill, dtype=arrays[0].dtype)
+    size = (len(arrays), *shape)
+    # Zeros come from calloc, written once by the copies below (np.full writes everything twice).
+    out = np.zeros(size, arrays[0].dtype) if fill == 0 else np.full(size, fill, arrays[0].dtype)
     for i, a in enumerate(arrays):
         out[(i, *tuple(slice(0, s) for s in a.shape))] = a
     return out

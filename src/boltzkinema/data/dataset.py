@@ -310,15 +310,16 @@ class TrajectoryDataset:
         }
 
     def _trunk(self, rel: str, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Rows of the cached trunk embedding for the kept tokens (reads only their row range)."""
+        """Rows (and, of the pair embedding, columns) of the cached trunk embedding for the kept
+        tokens, reading only their range; float16 as stored, so that gathering, collating and
+        sending the pair embedding moves half the bytes (training widens it on the device)."""
         lo, hi = int(tokens.min()), int(tokens.max()) + 1
         with safe_open(str(self.root / rel), framework="numpy") as f:
             s_in = f.get_slice("s_inputs")[lo:hi]
             s_tr = f.get_slice("s_trunk")[lo:hi]
-            z = f.get_slice("z_trunk")[lo:hi]
+            z = f.get_slice("z_trunk")[lo:hi, lo:hi]
         sel = tokens - lo
-        z = z[sel][:, tokens]
-        return (s_in[sel].astype(np.float32), s_tr[sel].astype(np.float32), z.astype(np.float32))
+        return s_in[sel], s_tr[sel], z[sel[:, None], sel[None, :]]
 
     def close(self) -> None:
         for reader in self._readers.values():

@@ -116,7 +116,13 @@ def denoise_loss(
     bf16: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Noise the target frames (σ = the batch's σ / σ_data times the network's σ_data), denoise
-    (bf16 autocast on CUDA when asked), and score in float32."""
+    (bf16 autocast on CUDA when asked), and score in float32. Float16 entries (the trunk
+    embeddings, as cached: half the bytes through the data path) are widened here, on the
+    batch's device."""
+    batch = {
+        k: v.float() if torch.is_tensor(v) and v.dtype == torch.float16 else v
+        for k, v in batch.items()
+    }
     sigma = batch["sigma_rel"] * sigma_data
     noise = torch.randn(batch["coords"].shape, generator=generator).to(sigma.device)
     x_noisy = batch["coords"] + noise * sigma[..., None, None]
