@@ -11,27 +11,39 @@ noise.
 Items go through ``TrajectoryDataset`` (frame reads, crops, masking, features) and ``collate``
 at ``config/gpu.yaml``'s segment sizes (8 frames, 2,048 atoms, 384 tokens) in batches of
 ``config/gpu.yaml``'s batch size, via ``train.batches`` exactly as training makes them. Printed:
-items/s per worker count (ratio to 0 workers), the main process's RSS and its growth while the
-batches are made, and the workers' peak RSS (ru_maxrss of children, pages shared with the parent
-included). There is no GPU here: the model's step
-rate on one is not measured, so the table gives the items/s a GPU at N steps/s would consume
-(N × batch size) for the reader to compare. Run::
 
-    .venv/bin/python benchmarks/dataloader.py [--items 400]
+- items/s per worker count (ratio to 0 workers), with the main process receiving every batch (one
+  copy into reused buffers, as ``pin_memory`` does before a GPU), the main process's RSS and its
+  growth while the batches are made, and the workers' peak RSS (shared pages included). The
+  process keeps the memory it frees, as the ``train`` command (and so its workers) does;
+- RSS of the main process and of each worker every 1,000 items over ``--rss-items`` (10,000)
+  items with 2 workers: flat means no leak;
+- what one GPU consumes: the training step at ``config/gpu.yaml``'s model and batch, measured
+  (bf16, ``denoise_loss`` + backward + AdamW on a batch from the loader) where CUDA is
+  available, else ESTIMATED from the step's FLOPs (counted by torch on the meta device) at an
+  assumed 30% of an H100's dense bf16 peak, and the 2-worker loader's ratio to it (target 4x).
+
+``--smoke`` runs every path at toy sizes (tests call it). Run::
+
+    .venv/bin/python benchmarks/dataloader.py [--items 400] [--rss-items 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import mdtraj
 import numpy as np
 import pandas as pd
+import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
 from boltzkinema.data.index import discover
@@ -40,12 +52,19 @@ from boltzkinema.data.masking import TaskConfig
 from boltzkinema.data.preprocess import preprocess_shard
 from boltzkinema.data.process import ProcessOptions
 from boltzkinema.data.splits import SplitConfig
+from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.train.batches import StepBatches, batches
+from boltzkinema.train.loop import denoise_loss
+from boltzkinema.train.losses import LossWeights
 from boltzkinema.trunk.backend import get_backend
 from boltzkinema.trunk.cache import build_trunk_cache
+from boltzkinema.util import keep_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 VILLIN = REPO / "resources" / "example" / "atlas" / "villin_hp35"
+H100_BF16_FLOPS = 989e12  # dense bf16 peak of an H100 SXM (NVIDIA's datasheet)
+ASSUMED_MFU = 0.3  # a typical fraction of it reached by transformer training
+SMOKE_MODEL = {"c_atom": 16, "c_token": 32, "atom_heads": 2, "token_heads": 2}
 
 
 def tiled(n_atoms: int, n_frames: int, rng: np.random.Generator) -> mdtraj.Trajectory:
@@ -102,12 +121,20 @@ def build_store(root: Path, name: str, n_atoms: int, n_frames: int, n_systems: i
     return results
 
 
-def rss_mb() -> float:
-    """The main process's resident memory now (MB)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now (MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def worker_pids() -> list[int]:
+    """This process's live children (the DataLoader workers while a loader runs)."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
 
 
 def children_peak_mb() -> float:
@@ -115,20 +142,35 @@ def children_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def measure(results: Path, workers: int, n_items: int, batch: int, seg: dict) -> dict:
+def dataset(results: Path, seg: dict) -> TrajectoryDataset:
     manifest = pd.read_parquet(results / "manifest.parquet")
-    cfg = SegmentConfig(seed=0, tasks=TaskConfig(), **seg)
-    items = TrajectoryDataset(manifest, results, cfg, "train")
-    source = StepBatches(items, batch)
+    return TrajectoryDataset(manifest, results, SegmentConfig(seed=0, tasks=TaskConfig(), **seg))
+
+
+def receive(batch: dict[str, Any], buffers: dict[str, torch.Tensor]) -> None:
+    """Copy every tensor of ``batch`` into a buffer kept across batches, as ``pin_memory``
+    copies a batch into reused pinned blocks before it goes to a GPU: the main process's share
+    of the data path (a batch made by a worker arrives in new shared memory)."""
+    for key, value in batch.items():
+        if torch.is_tensor(value):
+            if key not in buffers or buffers[key].shape != value.shape:
+                buffers[key] = torch.empty_like(value)
+            buffers[key].copy_(value)
+
+
+def measure(results: Path, workers: int, n_items: int, batch: int, seg: dict) -> dict:
+    items = dataset(results, seg)
     steps = max(2, n_items // batch)
     first_rss = None
     t0 = time.perf_counter()
     warm = time.perf_counter()
-    for k, (_, b) in enumerate(batches(source, 0, steps, workers)):
+    received: dict[str, torch.Tensor] = {}
+    for k, (_, b) in enumerate(batches(StepBatches(items, batch), 0, steps, workers)):
         if k == 0:  # worker start-up and the first reads are not throughput
             warm = time.perf_counter()
             first_rss = rss_mb()
         assert b[0]["coords"].shape[0] == batch  # one micro-batch: no accumulation
+        receive(b[0], received)
     end = time.perf_counter()
     items.close()
     return {
@@ -141,15 +183,102 @@ def measure(results: Path, workers: int, n_items: int, batch: int, seg: dict) ->
     }
 
 
+def rss_trace(results: Path, n_items: int, batch: int, seg: dict, every: int = 1000) -> list:
+    """(items made, main RSS, each worker's RSS) every ``every`` items, with 2 workers."""
+    items = dataset(results, seg)
+    every_steps = max(1, every // batch)
+    trace = []
+    for k, _ in enumerate(batches(StepBatches(items, batch), 0, max(1, n_items // batch), 2)):
+        if (k + 1) % every_steps == 0:
+            workers = sorted(round(rss_mb(p)) for p in worker_pids())
+            trace.append(((k + 1) * batch, round(rss_mb()), workers))
+    items.close()
+    return trace
+
+
+def network(gpu: dict[str, Any]) -> DiffusionNetwork:
+    """The native network at ``config/gpu.yaml``'s sizes (``gpu`` is its parsed file)."""
+    model = {k: v for k, v in gpu["train"]["model"].items() if k in ModelConfig.__annotations__}
+    return DiffusionNetwork(ModelConfig(c_s=gpu["trunk"]["c_s"], c_z=gpu["trunk"]["c_z"], **model))
+
+
+def step_flops(net: DiffusionNetwork, batch: dict[str, Any]) -> float:
+    """FLOPs of one training step's forward and backward (activation-checkpoint recompute
+    included) on ``batch``, counted by torch on the meta device: nothing is computed."""
+    meta = net.to("meta").train()
+    on_meta = {k: v.to("meta") if torch.is_tensor(v) else v for k, v in batch.items()}
+    on_meta = {
+        k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+        for k, v in on_meta.items()
+    }
+    sigma = torch.full(on_meta["sigma_rel"].shape, 5.0, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        meta(on_meta, on_meta["coords"], sigma).square().mean().backward()
+    return float(counter.get_total_flops())
+
+
+def measured_step_s(
+    net: DiffusionNetwork, batch: dict[str, Any], device: str, repeats: int
+) -> float:
+    """Seconds per training step on ``device``: ``denoise_loss`` (bf16 autocast on CUDA),
+    backward and AdamW, after one warm-up step."""
+    net = net.to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    gen = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss, _ = denoise_loss(net, on_device, LossWeights(), net.cfg.sigma_data, gen, True)
+        loss.backward()
+        opt.step()
+
+    step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeats
+
+
+def gpu_step(gpu: dict[str, Any], batch: dict[str, Any], smoke: bool) -> tuple[float, str]:
+    """Seconds per training step on one GPU and how the number was obtained."""
+    if smoke:
+        gpu = {**gpu, "train": {**gpu["train"], "model": {**gpu["train"]["model"], **SMOKE_MODEL}}}
+    flops = step_flops(network(gpu), batch)
+    if torch.cuda.is_available():
+        seconds = measured_step_s(network(gpu), batch, "cuda", repeats=10)
+        name = torch.cuda.get_device_name()
+        return seconds, f"MEASURED on {name} ({flops / 1e12:.1f} TFLOP per step)"
+    if smoke:  # the measuring path, on the CPU, so that it is exercised without a GPU
+        measured_step_s(network(gpu), batch, "cpu", repeats=1)
+    seconds = flops / (H100_BF16_FLOPS * ASSUMED_MFU)
+    return seconds, (
+        f"ESTIMATED, no GPU here: {flops / 1e12:.1f} TFLOP per step (counted) at "
+        f"{ASSUMED_MFU:.0%} of an H100's {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s bf16"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--items", type=int, default=400, help="items per measurement")
+    p.add_argument("--rss-items", type=int, default=10000, help="items of the RSS trace")
     p.add_argument("--systems", type=int, default=4)
+    p.add_argument("--smoke", action="store_true", help="toy sizes: every path, in seconds")
     a = p.parse_args()
-    gpu = yaml.safe_load((REPO / "config" / "gpu.yaml").read_text())["train"]
-    seg = {k: gpu["segments"][k] for k in ("n_frames", "max_atoms", "max_tokens")}
+    keep_freed_memory()  # as the train command does before its DataLoader forks the workers
+    gpu = yaml.safe_load((REPO / "config" / "gpu.yaml").read_text())
+    train = gpu["train"]
+    seg = {k: train["segments"][k] for k in ("n_frames", "max_atoms", "max_tokens")}
     sizes = {"misato_sized": (5000, 100), "atlas_sized": (2000, 10000)}
-    rows = []
+    if a.smoke:
+        sizes = {"misato_sized": (150, 10), "atlas_sized": (100, 200)}
+        seg = {"n_frames": 4, "max_atoms": 64, "max_tokens": 16}
+    batch_size = train["batch_size"]
+    rows, traces = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (n_atoms, n_frames) in sizes.items():
             t0 = time.perf_counter()
@@ -157,23 +286,34 @@ def main() -> None:
             m = pd.read_parquet(results / "manifest.parquet")
             print(
                 f"{name}: {len(m)} systems x {int(m['n_atoms'].iloc[0])} atoms x "
-                f"{int(m['n_frames'].iloc[0])} frames, built in {time.perf_counter() - t0:.0f} s"
+                f"{int(m['n_frames'].iloc[0])} frames, built in {time.perf_counter() - t0:.0f} s",
+                flush=True,
             )
             for workers in (0, 1, 2):
-                row = measure(results, workers, a.items, gpu["batch_size"], seg)
+                row = measure(results, workers, a.items, batch_size, seg)
                 rows.append({"store": name, **row})
-                print(f"  {workers} workers: {row['items_per_s']:.1f} items/s")
+                print(f"  {workers} workers: {row['items_per_s']:.1f} items/s", flush=True)
+            traces[name] = rss_trace(results, a.rss_items, batch_size, seg, every=a.rss_items // 10)
+            if name == "misato_sized":
+                batch = StepBatches(dataset(results, seg), batch_size)[0][0]
     table = pd.DataFrame(rows)
     base = table[table["workers"] == 0].set_index("store")["items_per_s"]
     table["vs_0_workers"] = table["items_per_s"] / table["store"].map(base)
     print()
     print(table.to_markdown(index=False, floatfmt=".3g"))
-    need = {n: n * gpu["batch_size"] for n in (1, 2, 4)}
+    print(f"\nRSS (MB) with 2 workers over {a.rss_items} items: (items, main, workers)")
+    for name, trace in traces.items():
+        print(f"  {name}: " + "  ".join(f"{n}: {m} {w}" for n, m, w in trace))
+    seconds, how = gpu_step(gpu, batch, a.smoke)
+    need = batch_size / seconds
+    print(f"\nGPU step at config/gpu.yaml sizes: {seconds:.3f} s ({how}),")
     print(
-        f"\nA GPU at 1 / 2 / 4 steps/s (batch {gpu['batch_size']}) consumes "
-        f"{need[1]} / {need[2]} / {need[4]} items/s; the issue's target is 4x that. "
-        "GPU step rate at config/gpu.yaml sizes: not measured (no GPU on this machine)."
+        f"so one GPU consumes {need:.1f} items/s (batch {batch_size}); target 4x = {4 * need:.0f}."
     )
+    two = table[table["workers"] == 2].set_index("store")["items_per_s"]
+    for name, rate in two.items():
+        print(f"  {name}, 2 workers: {rate:.1f} items/s = {rate / need:.2f}x what the GPU consumes")
+    print(f"(this machine: {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

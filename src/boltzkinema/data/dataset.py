@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from safetensors import safe_open
 
 from boltzkinema.data.align import kabsch_rotations
 from boltzkinema.data.features import atom_features
@@ -33,6 +32,7 @@ from boltzkinema.data.pose import POSES, Pose
 from boltzkinema.data.store import ProcessedSystem, ShardReader
 from boltzkinema.errors import BoltzKinemaError
 from boltzkinema.io.chemistry import MolType
+from boltzkinema.io.tensor_map import map_tensors
 from boltzkinema.settings import settings
 
 # Extra features of a whole system (given its trunk entry): ``atom.*`` arrays with one row per
@@ -310,16 +310,13 @@ class TrajectoryDataset:
         }
 
     def _trunk(self, rel: str, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Rows (and, of the pair embedding, columns) of the cached trunk embedding for the kept
-        tokens, reading only their range; float16 as stored, so that gathering, collating and
-        sending the pair embedding moves half the bytes (training widens it on the device)."""
-        lo, hi = int(tokens.min()), int(tokens.max()) + 1
-        with safe_open(str(self.root / rel), framework="numpy") as f:
-            s_in = f.get_slice("s_inputs")[lo:hi]
-            s_tr = f.get_slice("s_trunk")[lo:hi]
-            z = f.get_slice("z_trunk")[lo:hi, lo:hi]
-        sel = tokens - lo
-        return s_in[sel], s_tr[sel], z[sel[:, None], sel[None, :]]
+        """Rows (and, of the pair embedding, rows and columns) of the cached trunk embedding for
+        the kept tokens, gathered straight from a memory map of the file; float16 as stored, so
+        that gathering, collating and sending the pair embedding moves half the bytes (training
+        widens it on the device)."""
+        cached = map_tensors(self.root / rel)
+        z = cached["z_trunk"][tokens[:, None], tokens[None, :]]
+        return cached["s_inputs"][tokens], cached["s_trunk"][tokens], z
 
     def close(self) -> None:
         for reader in self._readers.values():
