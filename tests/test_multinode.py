@@ -2,9 +2,10 @@
 agents on localhost (two "nodes", gloo, c10d rendezvous on 127.0.0.1), the srun line a SLURM
 job runs, and a resume after one agent is killed.
 
-SLURM itself is replaced by two small programs (``srun`` starts its command once per node,
-``scontrol`` names the nodes): the one-host test cluster of ``test_slurm.py`` runs one slurmd,
-which cannot stand for two nodes. Everything they start is the real launch line.
+Two ways to the srun line: a real two-node SLURM job (two slurmd daemons on this host,
+``slurm_cluster.local_cluster``), and, where SLURM cannot run, two small stand-ins (``srun``
+starts its command once per node, ``scontrol`` names the nodes and their address). Everything
+they start is the real launch line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from boltzkinema.train import checkpoint as ckpt
 from boltzkinema.train.batches import accumulation_steps, step_indices
 from boltzkinema.train.launch import launch_command
 from conftest import TINY_MODEL
+from slurm_cluster import local_cluster
 
 MODEL = TINY_MODEL
 STEPS = 30
@@ -42,7 +45,12 @@ procs = [
 ]
 sys.exit(max(p.wait() for p in procs))
 """
-FAKE_SCONTROL = '#!/bin/sh\n[ "$1 $2" = "show hostnames" ] && echo 127.0.0.1\n'
+FAKE_SCONTROL = """#!/bin/sh
+[ "$1 $2" = "show hostnames" ] && echo node1 && echo node2
+[ "$1 $2" = "show node" ] && echo "NodeName=$3 Arch=x86_64 CoresPerSocket=1" && \
+  echo "   NodeAddr=127.0.0.1 NodeHostName=$3 Version=22.05.8"
+exit 0
+"""
 
 
 def _free_port() -> int:
@@ -169,6 +177,19 @@ def test_a_global_batch_that_does_not_divide_is_refused():
         accumulation_steps(12, 4, 2)
 
 
+def test_the_rendezvous_host_is_the_first_nodes_address_else_its_name(monkeypatch):
+    from boltzkinema.train import launch
+
+    answers = {
+        ("show", "hostnames", "n[1-2]"): "n1\nn2\n",
+        ("show", "node", "n1"): "NodeName=n1 Arch=x86_64\n   NodeAddr=10.0.0.7 NodeHostName=n1\n",
+    }
+    monkeypatch.setattr(launch, "_scontrol", lambda *args: answers[args])
+    assert launch.first_node("n[1-2]") == "10.0.0.7"
+    answers[("show", "node", "n1")] = "NodeName=n1 Arch=x86_64\n"
+    assert launch.first_node("n[1-2]") == "n1"
+
+
 def test_several_nodes_need_a_slurm_job():
     with pytest.raises(ConfigError, match="SLURM job"):
         launch_command(["train"], 1, 2, 29500, {})
@@ -213,6 +234,36 @@ def test_two_nodes_through_the_srun_line_match_one_process(example_results, one_
         "accumulation": 1,
     }
     assert _batch_record(one_process)["accumulation"] == 2
+
+
+@pytest.mark.slow
+def test_a_two_node_slurm_job_matches_one_process(example_results, one_process, tmp_path):
+    """sbatch on a real two-node cluster: the train line starts srun, srun one torchrun agent
+    on each node, the agents meet on the first node's address, and they train the weights of
+    one process with the same global batch."""
+    (tmp_path / "slurm").mkdir()
+    with local_cluster(tmp_path / "slurm", n_nodes=2) as cluster_env:
+        run = tmp_path / "run"
+        config = _config(tmp_path, nodes=2, rendezvous_port=_free_port())
+        train = [sys.executable, "-m", "boltzkinema", *_train_args(example_results, config, run)]
+        out = tmp_path / "job.out"
+        job = [
+            "sbatch",
+            "--wait",
+            "--nodes=2",
+            "--ntasks-per-node=1",
+            f"--output={out}",
+            "--wrap",
+            shlex.join(train),
+        ]
+        env = _env(PATH=cluster_env["PATH"], SLURM_CONF=cluster_env["SLURM_CONF"])
+        proc = subprocess.run(job, env=env, capture_output=True, text=True, timeout=900)
+        log = out.read_text() if out.exists() else ""
+        assert proc.returncode == 0, proc.stderr + log[-3000:]
+    assert "srun --nodes=2 --ntasks-per-node=1" in log
+    assert "--rdzv-endpoint=127.0.0.1:" in log  # the first node's NodeAddr, not its name
+    _assert_same(_weights(run), _weights(one_process))
+    assert _batch_record(run)["nodes"] == 2
 
 
 def test_a_killed_agent_resumes_to_the_same_weights_on_one_process(

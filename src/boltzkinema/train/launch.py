@@ -9,6 +9,7 @@ the process becomes that command, and every training process it starts runs the 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,12 +17,17 @@ from collections.abc import Mapping, Sequence
 from boltzkinema.errors import ConfigError
 
 
+def _scontrol(*args: str) -> str:
+    return subprocess.run(["scontrol", *args], capture_output=True, text=True, check=True).stdout
+
+
 def first_node(nodelist: str) -> str:
-    """The first host of a SLURM node list (``scontrol show hostnames`` expands ranges)."""
-    out = subprocess.run(
-        ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
-    )
-    return out.stdout.split()[0]
+    """The address of the first node of a SLURM node list: its ``NodeAddr``, the name SLURM
+    itself connects to (often the node's name; on clusters whose node names are not host names,
+    and on a test cluster of several slurmd on one host, not)."""
+    name = _scontrol("show", "hostnames", nodelist).split()[0]
+    found = re.search(r"\bNodeAddr=(\S+)", _scontrol("show", "node", name))
+    return found.group(1) if found else name
 
 
 def launch_command(
