@@ -102,6 +102,30 @@ def test_train_gets_the_devices_the_rule_is_given(tmp_path):
     assert "python -m boltzkinema train --devices 2 " in two.stdout + two.stderr
 
 
+def test_train_on_several_nodes_asks_slurm_for_the_nodes_and_their_gpus(tmp_path):
+    """With train.nodes > 1 the job asks the executor for that many nodes, one task each, the
+    devices as GPUs per node, and says its command starts its own job steps (mpi: srun)."""
+    config = example_config(tmp_path, train={"nodes": 2, "devices": 4})
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--until",
+        "train",
+        "-F",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), cwd=tmp_path)
+    train_job = (proc.stdout + proc.stderr).split("rule train:")[1].split("\n\n")[0]
+    assert "nodes=2, tasks=2, tasks_per_gpu=0, mpi=srun, gres=gpu:4" in train_job
+
+
 def test_earlier_training_phases_get_the_train_jobs_cluster_resources():
     """Phases before the last run as rule train_phase (see workflow/rules/train.smk)."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
