@@ -50,3 +50,7 @@ def test_a_file_that_is_not_safetensors_is_refused_by_name(tmp_path):
     path.write_bytes(b"abc")
     with pytest.raises(ValueError, match="no valid header length"):
         map_tensors(path)
+    header = b'{"z": {"dtype": "F16"}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ValueError, match="'z' has a malformed header entry"):
+        map_tensors(path)

@@ -47,11 +47,13 @@ def map_tensors(path: str | Path) -> dict[str, np.ndarray]:
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = _DTYPES.get(info["dtype"])
+        try:
+            dtype, shape = _DTYPES.get(info["dtype"]), tuple(int(d) for d in info["shape"])
+            start, end = (8 + n + int(o) for o in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: tensor {name!r} has a malformed header entry") from exc
         if dtype is None:
             raise ValueError(f"{path}: tensor {name!r} is {info['dtype']}, which NumPy cannot map")
-        shape = tuple(info["shape"])
-        start, end = (8 + n + o for o in info["data_offsets"])
         count = math.prod(shape)
         if end - start != count * np.dtype(dtype).itemsize or end > size:
             raise ValueError(
