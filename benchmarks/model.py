@@ -50,16 +50,24 @@ def naive_forward(self, x, dt, frame_mask):
 
 
 def time_training_step(
-    net: torch.nn.Module, batch: dict, x: torch.Tensor, sigma: torch.Tensor, repeats: int
+    net: torch.nn.Module,
+    batch: dict,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    repeats: int,
+    bf16: bool = False,
 ) -> dict[str, float]:
     """Seconds per forward + backward + AdamW step (after one warm-up step) and peak memory
-    in MB (CUDA's allocator peak, or this process's peak RSS on the CPU)."""
+    in MB (CUDA's allocator peak, or this process's peak RSS on the CPU); ``bf16`` autocasts
+    the forward on CUDA, as training does."""
     cuda = x.device.type == "cuda"
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
     def step() -> None:
         opt.zero_grad()
-        net(batch, x, sigma).square().mean().backward()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and cuda):
+            loss = net(batch, x, sigma).float().square().mean()
+        loss.backward()
         opt.step()
 
     step()
@@ -85,22 +93,30 @@ def one(impl: str, t: int, m: int, device: str, repeats: int) -> dict:
     if impl == "naive":
         attention.TemporalAttention.forward = naive_forward
     net = DiffusionNetwork(ModelConfig(**CFG)).to(device)
-    n = max(1, m // 8)
+    batch, x, sigma = synthetic_batch(t, m, max(1, m // 8), CFG["c_s"], CFG["c_z"], device)
+    return {"impl": impl, "T": t, "M": m, **time_training_step(net, batch, x, sigma, repeats)}
+
+
+def synthetic_batch(
+    t: int, m: int, n: int, c_s: int, c_z: int, device: str
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """A batch of one trajectory (T frames, M atoms in N tokens, random features and trunk
+    embeddings, frames 0.1 ns apart), noisy coordinates and σ = 5 Å: what a step's cost
+    depends on, not its values."""
     batch = {
         "atom_features": torch.randn(1, m, ATOM_FEATURES),
         "atom_mask": torch.ones(1, m, dtype=bool),
         "atom_to_token": (torch.arange(m) * n // m)[None],
         "token_mask": torch.ones(1, n, dtype=bool),
-        "s_inputs": torch.randn(1, n, 64),
-        "s_trunk": torch.randn(1, n, 64),
-        "z_trunk": torch.randn(1, n, n, 16),
+        "s_inputs": torch.randn(1, n, c_s),
+        "s_trunk": torch.randn(1, n, c_s),
+        "z_trunk": torch.randn(1, n, n, c_z),
         "times": torch.arange(t)[None].float() * 0.1,
         "frame_mask": torch.ones(1, t, dtype=bool),
     }
     batch = {k: v.to(device) for k, v in batch.items()}
     x = torch.randn(1, t, m, 3, device=device)
-    sigma = torch.full((1, t), 5.0, device=device)
-    return {"impl": impl, "T": t, "M": m, **time_training_step(net, batch, x, sigma, repeats)}
+    return batch, x, torch.full((1, t), 5.0, device=device)
 
 
 def main() -> None:

@@ -27,3 +27,8 @@ def test_dataloader_benchmark_reports_rates_rss_and_the_gpu_step():
 def test_preprocess_benchmark_reports_its_ratio_to_the_read():
     out = run("preprocess.py", "--systems", "2", "--frames", "10", "--repeats", "1")
     assert "x the read" in out
+
+
+def test_gpu_checks_run_every_part_at_toy_sizes():
+    out = run("gpu.py", "--smoke")
+    assert "s/step" in out and "scaled_dot_product" in out and "generated ns/s" in out

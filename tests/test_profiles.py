@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -67,62 +68,30 @@ def test_conda_environments_carry_every_runtime_dependency(env_file):
     assert not missing, f"{env_file} lacks {sorted(missing)}"
 
 
+def _plan_train(work: Path, config: Path, *extra: str) -> str:
+    """What ``snakemake -n -p --until train -F`` prints for the config (jobs, resources,
+    shell lines)."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "-s", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(work), "--configfile", str(config), "--until", "train", "-F"]
+    proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, env=venv_env(), cwd=work)
+    return proc.stdout + proc.stderr
+
+
 def test_train_gets_the_devices_the_rule_is_given(tmp_path):
     """The rule passes its gpu resource on; ``train`` then starts torchrun over that many
     processes (``launch_command``, tested in test_multinode.py)."""
     config = example_config(tmp_path)
-    env = venv_env()
-    base = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        "-p",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(config),
-        "--until",
-        "train",
-        "--resources",
-        "gpu=4",
-        "-F",
-    ]
-    one = subprocess.run(base, capture_output=True, text=True, env=env, cwd=tmp_path)
-    two = subprocess.run(
-        [*base, "--set-resources", "train:gpu=2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert "python -m boltzkinema train --devices 1 " in one.stdout + one.stderr
-    assert "python -m boltzkinema train --devices 2 " in two.stdout + two.stderr
+    one = _plan_train(tmp_path, config, "--resources", "gpu=4")
+    two = _plan_train(tmp_path, config, "--resources", "gpu=4", "--set-resources", "train:gpu=2")
+    assert "python -m boltzkinema train --devices 1 " in one
+    assert "python -m boltzkinema train --devices 2 " in two
 
 
 def test_train_on_several_nodes_asks_slurm_for_the_nodes_and_their_gpus(tmp_path):
     """With train.nodes > 1 the job asks the executor for that many nodes, one task each, the
     devices as GPUs per node, and says its command starts its own job steps (mpi: srun)."""
     config = example_config(tmp_path, train={"nodes": 2, "devices": 4})
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(config),
-        "--until",
-        "train",
-        "-F",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), cwd=tmp_path)
-    train_job = (proc.stdout + proc.stderr).split("rule train:")[1].split("\n\n")[0]
+    train_job = _plan_train(tmp_path, config).split("rule train:")[1].split("\n\n")[0]
     assert "nodes=2, tasks=2, tasks_per_gpu=0, mpi=srun, gres=gpu:4" in train_job
 
 
