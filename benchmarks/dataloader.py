@@ -19,7 +19,7 @@ at ``config/gpu.yaml``'s segment sizes (8 frames, 2,048 atoms, 384 tokens) in ba
 - RSS of the main process and of each worker every 1,000 items over ``--rss-items`` (10,000)
   items with 2 workers: flat means no leak;
 - what one GPU consumes: the training step at ``config/gpu.yaml``'s model and batch, measured
-  (bf16, ``denoise_loss`` + backward + AdamW on a batch from the loader) where CUDA is
+  (bf16 forward, backward and AdamW on a batch from the loader) where CUDA is
   available, else ESTIMATED from the step's FLOPs (counted by torch on the meta device) at an
   assumed 30% of an H100's dense bf16 peak, and the 2-worker loader's ratio to it (target 4x).
 
@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from gpu import model_config
+from model import time_training_step
 from torch.utils.flop_counter import FlopCounterMode
 
 from boltzkinema.data.dataset import SegmentConfig, TrajectoryDataset
@@ -54,8 +56,6 @@ from boltzkinema.data.process import ProcessOptions
 from boltzkinema.data.splits import SplitConfig
 from boltzkinema.model.network import DiffusionNetwork, ModelConfig
 from boltzkinema.train.batches import StepBatches, batches
-from boltzkinema.train.loop import denoise_loss
-from boltzkinema.train.losses import LossWeights
 from boltzkinema.trunk.backend import get_backend
 from boltzkinema.trunk.cache import build_trunk_cache
 from boltzkinema.util import keep_freed_memory
@@ -64,7 +64,6 @@ REPO = Path(__file__).resolve().parents[1]
 VILLIN = REPO / "resources" / "example" / "atlas" / "villin_hp35"
 H100_BF16_FLOPS = 989e12  # dense bf16 peak of an H100 SXM (NVIDIA's datasheet)
 ASSUMED_MFU = 0.3  # a typical fraction of it reached by transformer training
-SMOKE_MODEL = {"c_atom": 16, "c_token": 32, "atom_heads": 2, "token_heads": 2}
 
 
 def tiled(n_atoms: int, n_frames: int, rng: np.random.Generator) -> mdtraj.Trajectory:
@@ -196,12 +195,6 @@ def rss_trace(results: Path, n_items: int, batch: int, seg: dict, every: int = 1
     return trace
 
 
-def network(gpu: dict[str, Any]) -> DiffusionNetwork:
-    """The native network at ``config/gpu.yaml``'s sizes (``gpu`` is its parsed file)."""
-    model = {k: v for k, v in gpu["train"]["model"].items() if k in ModelConfig.__annotations__}
-    return DiffusionNetwork(ModelConfig(c_s=gpu["trunk"]["c_s"], c_z=gpu["trunk"]["c_z"], **model))
-
-
 def step_flops(net: DiffusionNetwork, batch: dict[str, Any]) -> float:
     """FLOPs of one training step's forward and backward (activation-checkpoint recompute
     included) on ``batch``, counted by torch on the meta device: nothing is computed."""
@@ -217,44 +210,31 @@ def step_flops(net: DiffusionNetwork, batch: dict[str, Any]) -> float:
     return float(counter.get_total_flops())
 
 
-def measured_step_s(
-    net: DiffusionNetwork, batch: dict[str, Any], device: str, repeats: int
-) -> float:
-    """Seconds per training step on ``device``: ``denoise_loss`` (bf16 autocast on CUDA),
-    backward and AdamW, after one warm-up step."""
-    net = net.to(device).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    gen = torch.Generator().manual_seed(0)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss, _ = denoise_loss(net, on_device, LossWeights(), net.cfg.sigma_data, gen, True)
-        loss.backward()
-        opt.step()
-
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / repeats
+def measured_step_s(cfg: ModelConfig, batch: dict[str, Any], device: str, repeats: int) -> float:
+    """Seconds per training step on ``device`` (bf16 autocast on CUDA, backward, AdamW) on the
+    loader's batch, its float16 trunk embeddings widened there as ``denoise_loss`` does."""
+    on_device = {
+        k: (v.to(device).float() if v.dtype == torch.float16 else v.to(device))
+        if torch.is_tensor(v)
+        else v
+        for k, v in batch.items()
+    }
+    sigma = torch.full(on_device["sigma_rel"].shape, 5.0, device=device)
+    net = DiffusionNetwork(cfg).to(device).train()
+    timed = time_training_step(net, on_device, on_device["coords"], sigma, repeats, bf16=True)
+    return timed["seconds"]
 
 
-def gpu_step(gpu: dict[str, Any], batch: dict[str, Any], smoke: bool) -> tuple[float, str]:
+def gpu_step(batch: dict[str, Any], smoke: bool) -> tuple[float, str]:
     """Seconds per training step on one GPU and how the number was obtained."""
-    if smoke:
-        gpu = {**gpu, "train": {**gpu["train"], "model": {**gpu["train"]["model"], **SMOKE_MODEL}}}
-    flops = step_flops(network(gpu), batch)
+    cfg = model_config(smoke)
+    flops = step_flops(DiffusionNetwork(cfg), batch)
     if torch.cuda.is_available():
-        seconds = measured_step_s(network(gpu), batch, "cuda", repeats=10)
+        seconds = measured_step_s(cfg, batch, "cuda", repeats=10)
         name = torch.cuda.get_device_name()
         return seconds, f"MEASURED on {name} ({flops / 1e12:.1f} TFLOP per step)"
     if smoke:  # the measuring path, on the CPU, so that it is exercised without a GPU
-        measured_step_s(network(gpu), batch, "cpu", repeats=1)
+        measured_step_s(cfg, batch, "cpu", repeats=1)
     seconds = flops / (H100_BF16_FLOPS * ASSUMED_MFU)
     return seconds, (
         f"ESTIMATED, no GPU here: {flops / 1e12:.1f} TFLOP per step (counted) at "
@@ -304,7 +284,7 @@ def main() -> None:
     print(f"\nRSS (MB) with 2 workers over {a.rss_items} items: (items, main, workers)")
     for name, trace in traces.items():
         print(f"  {name}: " + "  ".join(f"{n}: {m} {w}" for n, m, w in trace))
-    seconds, how = gpu_step(gpu, batch, a.smoke)
+    seconds, how = gpu_step(batch, a.smoke)
     need = batch_size / seconds
     print(f"\nGPU step at config/gpu.yaml sizes: {seconds:.3f} s ({how}),")
     print(
